@@ -1,0 +1,282 @@
+"""The student's kernel: the only place where student code runs.
+
+`StudentKernel` starts an IPython kernel (through testbook's notebook client), executes the
+student's notebook in a scratch folder, and then answers `value()` calls from the tests with
+plain data (see wire.py). The kernel is a separate process that the grader limits, times and
+kills; a notebook that cannot be read, runs too long or kills its kernel becomes a
+`NotebookProblem` that fails each of the module's tests with a reason the student can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_client import KernelManager
+from testbook.client import TestbookNotebookClient
+
+from . import wire
+
+MAX_CAPTURE = 1_000_000     # characters of stdout kept per execution; the rest is dropped
+SKIP_TAGS = {"analysis"}    # systems-analysis cells: students run them, the grader does not
+
+
+class NotebookProblem(AssertionError):
+    """The notebook could not be graded at all (missing, unreadable, too slow, crashed)."""
+
+
+class KernelTimeout(AssertionError):
+    """The student's code ran past the time allowed for one test."""
+
+
+class StudentError(AssertionError):
+    """The student's code raised an exception; carries its type names, message and location."""
+
+    def __init__(self, type_name: str, mro: list[str], message: str, where: list[str], hint: str = ""):
+        self.type_name, self.mro, self.message, self.where = type_name, list(mro), message, list(where)
+        text = f"your code raised {type_name}: {message}"
+        if where:
+            text += f" (at {where[-1]})"
+        if hint:
+            text += f"; {hint}"
+        super().__init__(text)
+
+    def is_a(self, name: str) -> bool:
+        """Whether the student's exception is `name` or a subclass of it (by class name)."""
+        return name in self.mro
+
+
+@dataclass
+class Execution:
+    stdout: str = ""
+    errors: list[tuple[str, str]] = field(default_factory=list)   # (ename, evalue)
+
+
+def load_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read and validate a notebook, turning every kind of damage into a NotebookProblem."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotebookProblem(f"no notebook found: expected {path.name} in {path.parent}")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except UnicodeDecodeError:
+        raise NotebookProblem(f"{path.name} is not UTF-8 text; save it again from Jupyter") from None
+    except Exception as err:  # nbformat raises several types for damaged JSON
+        raise NotebookProblem(
+            f"{path.name} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); open it "
+            f"in Jupyter and save it again, or start over from the released notebook"
+        ) from None
+    if nb.get("nbformat") != 4:
+        raise NotebookProblem(f"{path.name} uses notebook format {nb.get('nbformat')}; expected format 4")
+    try:
+        nbformat.validate(nb)
+    except Exception as err:
+        raise NotebookProblem(f"{path.name} does not follow the notebook format: {str(err).splitlines()[0][:200]}") from None
+    return nb
+
+
+class StudentKernel:
+    """One kernel for one (student, module) submission, shared by that module's tests."""
+
+    def __init__(self, notebook, *, label: str, timeout: float = 120, call_timeout: float = 30,
+                 env: dict | None = None, max_restarts: int = 2):
+        self.notebook = notebook          # a path, or an nbformat notebook already in memory
+        self.label = label                # "alice/01_tensor", for messages
+        self.timeout = timeout            # seconds for the whole notebook
+        self.call_timeout = call_timeout  # seconds for one value() call
+        self.env = env or {}
+        self.max_restarts = max_restarts
+        self.problem: str | None = None   # why this notebook cannot be graded, once known
+        self.cell_errors: list[tuple[int, str, str]] = []
+        self._client = None
+        self._km = None
+        self._kc = None
+        self._workdir: Path | None = None
+        self._helper = "__tinytorch_value_" + secrets.token_hex(6) + "__"
+        self._starts = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self):
+        """Start the kernel and run the notebook; records `problem` instead of raising."""
+        if self.problem is not None or self._kc is not None:
+            return
+        if self._starts > self.max_restarts:
+            self.problem = "the kernel had to be restarted too many times; earlier tests timed out or crashed it"
+            return
+        self._starts += 1
+        try:
+            nb = self.notebook if isinstance(self.notebook, nbformat.NotebookNode) else load_notebook(self.notebook)
+            self._launch(nb)
+            self._run_notebook(nb)
+        except NotebookProblem as problem:
+            self.problem = str(problem)
+            self.close()
+
+    def _launch(self, nb):
+        self._workdir = Path(tempfile.mkdtemp(prefix="tinytorch-kernel-"))
+        nbformat.write(nb, self._workdir / "submission.ipynb")
+        client = TestbookNotebookClient(
+            nb,
+            kernel_name="python3",
+            kernel_manager_class=KernelManager,
+            shutdown_kernel="immediate",   # graceful shutdowns stall about 6% of the time
+            startup_timeout=60,
+            resources={"metadata": {"path": str(self._workdir)}},
+        )
+        km = client.create_kernel_manager()
+        # IPC sockets in the scratch folder: no TCP port to find or collide on, no warning
+        # about unencrypted TCP from ipykernel 7, and no kernel reachable from the network.
+        km.transport = "ipc"
+        km.ip = str(self._workdir / "kernel")
+        km.connection_file = str(self._workdir / "connection.json")
+        env = {**os.environ, **self.env}
+        # One BLAS thread per kernel: graders run one kernel per core.
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        env.setdefault("MKL_NUM_THREADS", "1")
+        env["MPLBACKEND"] = "Agg"
+        env.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            client.start_new_kernel(env=env)
+            client.start_new_kernel_client()
+        except Exception as err:
+            raise NotebookProblem(f"the grader could not start a Python kernel ({type(err).__name__}: {err})") from None
+        self._client, self._km, self._kc = client, km, client.kc
+        self._execute(wire.KERNEL_HELPER.replace("__tinytorch_value__", self._helper), timeout=60)
+
+    def _run_notebook(self, nb):
+        deadline = time.monotonic() + self.timeout
+        number = 0
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            number += 1
+            if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])) or not cell.source.strip():
+                continue
+            remaining = deadline - time.monotonic()
+            try:
+                result = self._execute(cell.source, timeout=remaining, store_history=True)
+            except KernelTimeout:
+                raise NotebookProblem(
+                    f"your notebook did not finish running within {self.timeout:g} s (stopped in code "
+                    f"cell {number}: {_first_line(cell.source)!r}); look for an endless loop or a slow "
+                    f"experiment, and tag long experiments as analysis cells"
+                ) from None
+            except _KernelDied:
+                raise NotebookProblem(
+                    f"the kernel died while running code cell {number} ({_first_line(cell.source)!r}): "
+                    f"the code exited the process, crashed Python or ran out of memory"
+                ) from None
+            for ename, evalue in result.errors:
+                self.cell_errors.append((number, ename, evalue))
+
+    def close(self):
+        """Kill the kernel (immediately) and delete the scratch folder."""
+        if self._kc is not None:
+            try:
+                self._kc.stop_channels()
+            except Exception:
+                pass
+        if self._km is not None:
+            try:
+                if self._km.has_kernel:
+                    self._km.shutdown_kernel(now=True)
+            except Exception:
+                pass
+            try:
+                self._km.cleanup_resources()
+            except Exception:
+                pass
+        self._client = self._km = self._kc = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    # --- talking to the kernel ------------------------------------------------------------
+    def _execute(self, code: str, timeout: float, store_history: bool = False) -> Execution:
+        """Run code in the kernel; collect stdout and errors until it is idle again."""
+        if timeout <= 0:
+            raise KernelTimeout()
+        kc, km = self._kc, self._km
+        msg_id = kc.execute(code, store_history=store_history, allow_stdin=False, stop_on_error=False)
+        deadline = time.monotonic() + timeout
+        result, size = Execution(), 0
+        chunks = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise KernelTimeout()
+            try:
+                msg = kc.get_iopub_msg(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if not km.is_alive():
+                    self.close()
+                    raise _KernelDied() from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content.get("name") == "stdout" and size < MAX_CAPTURE:
+                text = content.get("text", "")[: MAX_CAPTURE - size]
+                chunks.append(text)
+                size += len(text)
+            elif kind == "error":
+                result.errors.append((content.get("ename", "?"), content.get("evalue", "")))
+            elif kind == "status" and content.get("execution_state") == "idle":
+                break
+        result.stdout = "".join(chunks)
+        return result
+
+    def value(self, code: str, **inputs):
+        """Run `code` against the executed notebook and return its last expression as plain data."""
+        self.start()
+        if self.problem is not None:
+            raise NotebookProblem(self.problem)
+        nonce = "@tinytorch:" + secrets.token_hex(8) + ":"
+        request = wire.json.dumps({"code": code, "inputs": {k: wire.encode(v) for k, v in inputs.items()}, "nonce": nonce})
+        try:
+            result = self._execute(f"{self._helper}({request!r})", timeout=self.call_timeout)
+        except KernelTimeout:
+            raise KernelTimeout(
+                f"your code took longer than {self.call_timeout:g} s in this test and was stopped"
+            ) from None
+        except _KernelDied:
+            raise NotebookProblem("the kernel died during this test: the code exited the process, crashed or ran out of memory") from None
+        answer = wire.parse_answer(result.stdout, nonce)
+        if type(answer) is not dict:
+            detail = f" ({result.errors[0][0]}: {result.errors[0][1]})" if result.errors else ""
+            raise wire.WireError(f"the kernel gave no answer to the test{detail}")
+        if "error" in answer and type(answer["error"]) is dict:
+            err = answer["error"]
+            hint = self._hint(err)
+            raise StudentError(str(err.get("type")), [str(x) for x in err.get("mro", []) if type(x) is str],
+                               str(err.get("message", "")), [str(x) for x in err.get("where", [])], hint)
+        if "ok" not in answer:
+            raise wire.WireError("the kernel's answer has neither a value nor an error")
+        return wire.decode(answer["ok"])
+
+    def _hint(self, err) -> str:
+        """Point at the notebook cell that failed when the student's names are missing."""
+        if err.get("type") in ("NameError", "ImportError", "AttributeError") and self.cell_errors:
+            number, ename, evalue = self.cell_errors[0]
+            return f"note that code cell {number} of your notebook raised {ename}: {evalue[:200]}"
+        return ""
+
+
+class _KernelDied(Exception):
+    pass
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip() and not line.strip().startswith("#"):
+            return line.strip()[:80]
+    return ""

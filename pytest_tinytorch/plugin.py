@@ -1,0 +1,414 @@
+"""The TinyTorch grading plugin for pytest.
+
+Student:     pytest --module 01_tensor            (public tests against your notebook)
+Instructor:  pytest --collect-submissions [--module M] [--student S] [-n 2] [--shard i/n]
+
+Anatomy, like pytest's own plugins: module-level hooks add the options and register the
+`Grader`; the grader keeps its state on itself (one per process, in `config.stash`), decides
+verdicts from plain data in this process, and only the controlling process writes score tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from . import registry, scores, source, submissions
+from .errors import UnknownModuleError
+from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
+from .submissions import LOCAL, Submission
+from .wire import NotPlainData, WireError
+
+GRADER_KEY = pytest.StashKey["Grader"]()
+INFO = "tinytorch"          # user_properties key: who, what, how many points (set at collection)
+RESULT = "tinytorch_result"  # user_properties key: the message of a failed test (set at run time)
+SHARD = re.compile(r"^(\d+)/(\d+)$")
+
+
+# --- options and markers ---------------------------------------------------------------------
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tinytorch", "TinyTorch grading")
+    group.addoption("--module", action="append", dest="tt_modules", default=[], metavar="MODULE",
+                    help="grade this module (01_tensor, 01 or tensor); repeatable")
+    group.addoption("--student", action="append", dest="tt_students", default=[], metavar="ID",
+                    help="with --collect-submissions: grade only this student; repeatable")
+    group.addoption("--collect-submissions", action="store_true", dest="tt_collect",
+                    help="grade every submitted/<student>/<module>/ notebook, public and hidden tests")
+    group.addoption("--submissions-dir", dest="tt_submissions_dir", metavar="DIR",
+                    help="where submissions live (default: ini tinytorch_submissions_dir, 'submitted')")
+    group.addoption("--grades-dir", dest="tt_grades_dir", metavar="DIR",
+                    help="where score tables are written (default: ini tinytorch_grades_dir, 'grades')")
+    group.addoption("--notebook-timeout", dest="tt_notebook_timeout", type=float, metavar="SECONDS",
+                    help="time allowed to run a whole notebook (default: ini tinytorch_notebook_timeout, 120)")
+    group.addoption("--test-timeout", dest="tt_test_timeout", type=float, metavar="SECONDS",
+                    help="time allowed for the student's code in one test (default: ini tinytorch_test_timeout, 30)")
+    group.addoption("--shard", dest="tt_shard", metavar="I/N",
+                    help="grade only shard I of N of the students (a stable split by student id)")
+    parser.addini("tinytorch_submissions_dir", "folder of submissions", default="submitted")
+    parser.addini("tinytorch_grades_dir", "folder of score tables", default="grades")
+    parser.addini("tinytorch_notebook_timeout", "seconds to run a whole notebook", default="120")
+    parser.addini("tinytorch_test_timeout", "seconds for the student's code in one test", default="30")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "module(slug): the curriculum module a graded test belongs to, e.g. module('01_tensor')")
+    config.addinivalue_line("markers", "points(n): the points a graded test is worth when it passes")
+    config.addinivalue_line("markers", "hidden: a graded test run only by instructors, never shipped to students")
+    grader = Grader(config)
+    config.stash[GRADER_KEY] = grader
+    config.pluginmanager.register(grader, "tinytorch-grader")
+
+
+# --- the grader ------------------------------------------------------------------------------
+
+class Grader:
+    """One per pytest process: finds submissions, owns kernels, records and writes scores."""
+
+    def __init__(self, config):
+        self.config = config
+        self.collect_mode = bool(config.getoption("tt_collect"))
+        self.requested = list(config.getoption("tt_modules") or [])
+        self.grading = self.collect_mode or bool(self.requested)
+        self.is_worker = hasattr(config, "workerinput")
+        self.rows: list[dict] = []
+        self._pending: dict[str, dict] = {}
+        self._kernel: StudentKernel | None = None
+        self._kernel_key: str | None = None
+        self._built: dict[str, object] = {}
+        if not self.grading:
+            if config.getoption("tt_students") or config.getoption("tt_shard"):
+                raise pytest.UsageError("--student and --shard select submissions: use them with --collect-submissions")
+            return
+        self._read_options()
+
+    # --- configuration ------------------------------------------------------------------
+    def _read_options(self):
+        config = self.config
+        try:
+            self.root = registry.find_root(config.rootpath)
+        except FileNotFoundError as err:
+            raise pytest.UsageError(str(err)) from None
+        try:
+            self.modules = [registry.resolve(self.root, name) for name in self.requested]
+        except UnknownModuleError as err:
+            raise pytest.UsageError(f"--module: {err}") from None
+        self.students = list(config.getoption("tt_students") or [])
+        if self.students and not self.collect_mode:
+            raise pytest.UsageError("--student selects submissions to grade: add --collect-submissions")
+        self.notebook_timeout = self._positive("tt_notebook_timeout", "tinytorch_notebook_timeout")
+        self.test_timeout = self._positive("tt_test_timeout", "tinytorch_test_timeout")
+        self.shard = None
+        shard = config.getoption("tt_shard")
+        if shard is not None:
+            match = SHARD.match(shard.strip())
+            if not match or not 1 <= int(match[1]) <= int(match[2]):
+                raise pytest.UsageError(f"--shard expects I/N with 1 <= I <= N (e.g. --shard 2/8), got {shard!r}")
+            if not self.collect_mode:
+                raise pytest.UsageError("--shard splits a class: use it with --collect-submissions")
+            self.shard = (int(match[1]), int(match[2]))
+        self.submissions_dir = self._path("tt_submissions_dir", "tinytorch_submissions_dir")
+        self.grades_dir = self._path("tt_grades_dir", "tinytorch_grades_dir")
+        if self.collect_mode and not self.submissions_dir.is_dir():
+            raise pytest.UsageError(
+                f"--collect-submissions: no submissions folder at {self.submissions_dir}; create it with "
+                f"`tito nbgrader init` and fill it with `tito nbgrader collect MODULE`, or pass --submissions-dir"
+            )
+        self.submissions = self._find_submissions()
+        if self.config.args_source != pytest.Config.ArgsSource.ARGS:
+            # No paths given: collect the graded tests of every module (others are deselected).
+            folders = sorted({str(m.folder(self.root)) for m in registry.load(self.root) if m.folder(self.root).is_dir()})
+            self.config.args[:] = folders
+        if getattr(config.option, "dist", "no") == "load":
+            # A submission's tests share one kernel: send them all to the same xdist worker.
+            config.option.dist = "loadgroup"
+
+    def _positive(self, option, ini):
+        value = self.config.getoption(option)
+        raw = value if value is not None else self.config.getini(ini)
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            number = -1
+        if number <= 0:
+            name = "--" + option[3:].replace("_", "-")
+            raise pytest.UsageError(f"{name} (or ini {ini}) expects a positive number of seconds, got {raw!r}")
+        return number
+
+    def _path(self, option, ini) -> Path:
+        value = self.config.getoption(option) or self.config.getini(ini)
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.config.invocation_params.dir) / path
+
+    def _find_submissions(self) -> dict[str, list[Submission]]:
+        """module slug -> its submissions (one per student; the local notebook in student mode)."""
+        found: dict[str, list[Submission]] = {}
+        if not self.collect_mode:
+            for module in self.modules:
+                found[module.slug] = [submissions.local(self.root, module)]
+            return found
+        modules = self.modules
+        names = submissions.students(self.submissions_dir)
+        if not modules:
+            present = {p.name for s in names for p in (self.submissions_dir / s).iterdir() if p.is_dir()}
+            modules = [m for m in registry.load(self.root) if m.slug in present]
+        unsafe = [n for n in names if not submissions.SAFE_ID.match(n)]
+        for name in unsafe:
+            self.config.issue_config_time_warning(pytest.PytestWarning(
+                f"skipping submissions/{name!r}: a student id must be letters, digits and . _ @ + - "
+                f"(at most 64 characters) so that it can name a score table"), stacklevel=2)
+        wanted = self.students
+        for sub in submissions.collect(self.submissions_dir, modules, wanted):
+            if self.shard and submissions.shard_of(sub.student, self.shard[1]) != self.shard[0]:
+                continue
+            found.setdefault(sub.module, []).append(sub)
+        return found
+
+    # --- collection -----------------------------------------------------------------------
+    def pytest_generate_tests(self, metafunc):
+        if "student" not in metafunc.fixturenames:
+            return
+        marker = metafunc.definition.get_closest_marker("module")
+        if marker is None or not marker.args:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: a graded test (one that uses the `student` fixture) needs "
+                f"@pytest.mark.module('NN_name'), usually as `pytestmark` at the top of its file")
+        if not self.grading:
+            return
+        slug = marker.args[0]
+        subs = self.submissions.get(slug, [])
+        metafunc.parametrize("_tinytorch_submission", subs, ids=[s.test_id for s in subs])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config, items):
+        keep, drop = [], []
+        slugs = {m.slug for m in self.modules} if self.grading else set()
+        for item in items:
+            if "student" not in getattr(item, "fixturenames", ()):
+                (drop if self.grading else keep).append(item)  # project tests do not run while grading
+                continue
+            if not self.grading:
+                item.add_marker(pytest.mark.skip(reason="graded test: run it with `pytest --module MODULE`"))
+                keep.append(item)
+                continue
+            sub = _submission(item)
+            selected = sub is not None and (not slugs or sub.module in slugs)
+            if selected and not self.collect_mode and item.get_closest_marker("hidden"):
+                selected = False  # students never run hidden tests
+            (keep if selected else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        if not self.grading:
+            items[:] = keep
+            return
+        # Group each submission's tests together (one live kernel at a time), in file order.
+        keep = sorted(keep, key=lambda item: _submission(item).key)  # stable: keeps file order
+        counts: dict[str, int] = {}
+        for item in keep:
+            counts[_submission(item).key] = counts.get(_submission(item).key, 0) + 1
+        for position, item in enumerate(keep):
+            sub = _submission(item)
+            points = item.get_closest_marker("points")
+            item.user_properties.append((INFO, {
+                "student": sub.student, "module": sub.module, "test": item.originalname,
+                "max_points": float(points.args[0]) if points and points.args else 0.0,
+                "hidden": bool(item.get_closest_marker("hidden")),
+                "order": position, "expected": counts[sub.key],
+            }))
+            item.add_marker(pytest.mark.xdist_group(sub.key))
+        items[:] = keep
+
+    # --- fixtures' backend ----------------------------------------------------------------
+    def kernel_for(self, sub: Submission):
+        """The live kernel of a submission; at most one per process, started on first use."""
+        if self._kernel_key == sub.key and self._kernel is not None:
+            return self._kernel
+        self.close_kernel()
+        if sub.problem:
+            kernel = _Unusable(sub.problem)
+        else:
+            notebook = sub.notebook
+            if notebook is None:  # course repository: the reference notebook, built from its source
+                notebook = source.to_notebook(source.without_markers(source.read(sub.source)))
+            kernel = StudentKernel(notebook, label=sub.key, timeout=self.notebook_timeout,
+                                   call_timeout=self.test_timeout)
+        self._kernel, self._kernel_key = kernel, sub.key
+        return kernel
+
+    def close_kernel(self):
+        if self._kernel is not None:
+            self._kernel.close()
+        self._kernel = self._kernel_key = None
+
+    def seed_for(self, request) -> int:
+        """Public tests: a fixed seed per test. Hidden tests: a secret per class, per student."""
+        name = request.node.originalname
+        module = request.node.get_closest_marker("module").args[0]
+        if request.node.get_closest_marker("hidden"):
+            sub = request.node.callspec.params["_tinytorch_submission"]
+            text = f"{self.secret()}:{sub.student}:{module}:{name}"
+        else:
+            text = f"public:{module}:{name}"
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+    def secret(self) -> str:
+        """The grading secret behind hidden inputs: $TINYTORCH_GRADING_SECRET, or grades/.secret."""
+        if os.environ.get("TINYTORCH_GRADING_SECRET"):
+            return os.environ["TINYTORCH_GRADING_SECRET"]
+        path = self.grades_dir / ".secret"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+            except FileExistsError:
+                pass  # another worker made it first
+        return path.read_text().strip()
+
+    # --- recording results ----------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        info = dict(item.user_properties).get(INFO)
+        if info is not None and report.failed:
+            message = failure_message(call.excinfo, hidden=info["hidden"], when=report.when)
+            report.user_properties = [*report.user_properties, (RESULT, message)]
+        return report
+
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties)
+        info = props.get(INFO)
+        if info is None:
+            return
+        row = self._pending.setdefault(report.nodeid, {**info, "outcome": None, "message": "", "duration_s": 0.0})
+        row["duration_s"] += report.duration
+        if report.when in ("setup", "call") and report.failed:
+            row["outcome"] = "failed" if report.when == "call" else "error"
+            row["message"] = props.get(RESULT, "")
+        elif report.when == "call" and report.passed:
+            row["outcome"] = "passed"
+        elif report.when == "teardown":
+            del self._pending[report.nodeid]
+            if row["outcome"] is None:
+                return  # skipped: not a graded result
+            if report.failed and row["outcome"] == "passed":
+                row["outcome"], row["message"] = "error", props.get(RESULT, "error after the test")
+            row["points"] = row["max_points"] if row["outcome"] == "passed" else 0.0
+            row["duration_s"] = round(row["duration_s"], 3)
+            self.rows.append(row)
+
+    def pytest_runtest_teardown(self, item, nextitem):
+        # Close the kernel as soon as the next test belongs to another submission.
+        if nextitem is None or _sub_key(nextitem) != _sub_key(item):
+            self.close_kernel()
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.close_kernel()
+        if self.is_worker or not self.grading or not self.collect_mode:
+            return
+        complete, incomplete = _complete_groups(self.rows)
+        self.incomplete = incomplete
+        self.written = scores.write_tables(self.grades_dir, complete) if complete else []
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.is_worker or not self.grading or not self.rows:
+            return
+        tr = terminalreporter
+        tr.section("TinyTorch grades")
+        if self.collect_mode:
+            tr.line(scores.summary_table(self.rows))
+            written = getattr(self, "written", [])
+            tr.line(f"\nscore tables: {len(written)} written to {self.grades_dir}")
+            for student, module in getattr(self, "incomplete", []):
+                tr.line(f"not written (run interrupted before all its tests ran): {student} {module}", yellow=True)
+            return
+        for module in sorted({row["module"] for row in self.rows}):
+            rows = [row for row in self.rows if row["module"] == module]
+            got = sum(float(r["points"]) for r in rows)
+            most = sum(float(r["max_points"]) for r in rows)
+            tr.line(scores.tests_table(rows))
+            percent = 100 * got / most if most else 0
+            tr.line(f"\n{module}: {got:g} / {most:g} points ({percent:.0f}%)", bold=True,
+                    green=got == most, red=got < most)
+
+
+class _Unusable:
+    """Stands in for the kernel of a submission that cannot be graded."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def value(self, code, **inputs):
+        raise NotebookProblem(self.problem)
+
+    def close(self):
+        pass
+
+
+def _submission(item) -> Submission | None:
+    """The submission a collected graded test is parametrized with, if any."""
+    callspec = getattr(item, "callspec", None)
+    sub = callspec.params.get("_tinytorch_submission") if callspec else None
+    return sub if isinstance(sub, Submission) else None
+
+
+def _sub_key(item):
+    sub = _submission(item)
+    return sub.key if sub is not None else None
+
+
+def _complete_groups(rows):
+    """Rows of the (student, module) groups whose every test ran; and the other groups."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["student"], row["module"]), []).append(row)
+    complete, incomplete = [], []
+    for key, group in sorted(groups.items()):
+        if len(group) == group[0]["expected"]:
+            complete.extend(group)
+        else:
+            incomplete.append(key)
+    return complete, incomplete
+
+
+def failure_message(excinfo, *, hidden: bool, when: str) -> str:
+    """What a student reads about a failed test; hidden tests never reveal expected values."""
+    if excinfo is None:
+        return "failed"
+    err = excinfo.value
+    if when != "call":
+        return f"grader error during {when}: {type(err).__name__}: {str(err)[:300]}"
+    if isinstance(err, (NotebookProblem, KernelTimeout, StudentError, NotPlainData, WireError)):
+        return _clip(str(err))  # about the student's own code, safe to show
+    if hidden:
+        kind = "wrong result" if isinstance(err, AssertionError) else f"the result could not be checked ({type(err).__name__})"
+        return f"hidden test failed: {kind}"
+    text = str(err) or type(err).__name__
+    return _clip(text if isinstance(err, AssertionError) else f"{type(err).__name__}: {text}")
+
+
+def _clip(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture
+def student(request, _tinytorch_submission):
+    """This test's handle on the student's executed notebook: `student.value(code, **inputs)`."""
+    return request.config.stash[GRADER_KEY].kernel_for(_tinytorch_submission)
+
+
+@pytest.fixture
+def rng(request):
+    """A NumPy Generator: fixed seed in public tests, a grading-time secret seed in hidden ones."""
+    grader = request.config.stash[GRADER_KEY]
+    return np.random.default_rng(grader.seed_for(request))

@@ -1,0 +1,1 @@
+"""The core of TinyTorch: tensors, layers, losses, data, autograd, optimizers and training."""
