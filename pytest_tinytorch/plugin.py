@@ -391,7 +391,12 @@ def failure_message(excinfo, *, hidden: bool, when: str) -> str:
         kind = "wrong result" if isinstance(err, AssertionError) else f"the result could not be checked ({type(err).__name__})"
         return f"hidden test failed: {kind}"
     text = str(err) or type(err).__name__
-    return _clip(text if isinstance(err, AssertionError) else f"{type(err).__name__}: {text}")
+    if isinstance(err, AssertionError):
+        # pytest's assertion rewriting appends "assert False / + where ..." lines: keep the
+        # test's own message when it has one.
+        head = text.split("\nassert ")[0]
+        return _clip(head if head.strip() else text)
+    return _clip(f"{type(err).__name__}: {text}")
 
 
 def _clip(text: str, limit: int = 500) -> str:

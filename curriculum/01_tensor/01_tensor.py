@@ -94,11 +94,13 @@ class Tensor:
     """
 
     def __init__(self, data, dtype=None, requires_grad=False):
+        ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
         # asarray: no copy when `data` is already an array of this dtype, so wrapping the
         # result of a NumPy operation costs nothing.
         self.data = np.asarray(data, dtype=np.float32 if dtype is None else dtype)
+        ### END SOLUTION
         self.requires_grad = requires_grad
         self.grad = None       # filled in by backward() from module 06 on
         self.grad_fn = None    # the operation that produced this tensor (module 06)
