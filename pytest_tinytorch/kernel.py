@@ -13,16 +13,16 @@ import os
 import queue
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from jupyter_client import KernelManager
 from testbook.client import TestbookNotebookClient
 
-from . import wire
+from . import sandbox, wire
 
 MAX_CAPTURE = 1_000_000     # characters of stdout kept per execution; the rest is dropped
 SKIP_TAGS = {"analysis"}    # systems-analysis cells: students run them, the grader does not
@@ -30,6 +30,10 @@ SKIP_TAGS = {"analysis"}    # systems-analysis cells: students run them, the gra
 
 class NotebookProblem(AssertionError):
     """The notebook could not be graded at all (missing, unreadable, too slow, crashed)."""
+
+
+class GraderProblem(NotebookProblem):
+    """The grader itself could not run the notebook (no kernel, no sandbox): not the student's fault."""
 
 
 class KernelTimeout(AssertionError):
@@ -86,14 +90,19 @@ class StudentKernel:
     """One kernel for one (student, module) submission, shared by that module's tests."""
 
     def __init__(self, notebook, *, label: str, timeout: float = 120, call_timeout: float = 30,
-                 env: dict | None = None, max_restarts: int = 2):
+                 env: dict | None = None, max_restarts: int = 2, package_view: Path | None = None,
+                 isolation: str = "auto", limits: sandbox.Limits | None = None):
         self.notebook = notebook          # a path, or an nbformat notebook already in memory
         self.label = label                # "alice/01_tensor", for messages
         self.timeout = timeout            # seconds for the whole notebook
         self.call_timeout = call_timeout  # seconds for one value() call
         self.env = env or {}
         self.max_restarts = max_restarts
+        self.package_view = package_view  # the folder holding the tinytorch this kernel may import
+        self.isolation = isolation        # sandbox: "auto", "require" or "off"
+        self.limits = limits or sandbox.Limits()
         self.problem: str | None = None   # why this notebook cannot be graded, once known
+        self.sandbox_warning: str | None = None  # set when the kernel runs without isolation
         self.cell_errors: list[tuple[int, str, str]] = []
         self._client = None
         self._km = None
@@ -120,35 +129,38 @@ class StudentKernel:
             self.close()
 
     def _launch(self, nb):
-        self._workdir = Path(tempfile.mkdtemp(prefix="tinytorch-kernel-"))
+        # A short path: Unix socket paths are limited to 107 bytes.
+        self._workdir = Path(tempfile.mkdtemp(prefix="tt-"))
         nbformat.write(nb, self._workdir / "submission.ipynb")
         client = TestbookNotebookClient(
             nb,
             kernel_name="python3",
-            kernel_manager_class=KernelManager,
+            kernel_manager_class=sandbox.SandboxedKernelManager,
             shutdown_kernel="immediate",   # graceful shutdowns stall about 6% of the time
             startup_timeout=60,
             resources={"metadata": {"path": str(self._workdir)}},
         )
         km = client.create_kernel_manager()
-        # IPC sockets in the scratch folder: no TCP port to find or collide on, no warning
-        # about unencrypted TCP from ipykernel 7, and no kernel reachable from the network.
-        km.transport = "ipc"
+        # IPC sockets in the scratch folder: the only channel into the sandbox, no TCP port to
+        # find or collide on, and no kernel reachable from the network.
+        km.scratch = str(self._workdir)
         km.ip = str(self._workdir / "kernel")
-        km.connection_file = str(self._workdir / "connection.json")
-        env = {**os.environ, **self.env}
-        # One BLAS thread per kernel: graders run one kernel per core.
-        env.setdefault("OMP_NUM_THREADS", "1")
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
-        env.setdefault("MKL_NUM_THREADS", "1")
-        env["MPLBACKEND"] = "Agg"
-        env.pop("PYTEST_CURRENT_TEST", None)
+        km.isolation = self.isolation
+        km.limits = self.limits
+        env = {"MPLBACKEND": "Agg", **self.env}
+        if self.package_view is not None:
+            km.bind_ro = [str(self.package_view)]
+            env["PYTHONPATH"] = str(self.package_view)
+        km.extra_env = env
         try:
-            client.start_new_kernel(env=env)
+            client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             client.start_new_kernel_client()
+        except sandbox.SandboxUnavailable as err:
+            raise GraderProblem(f"the kernel sandbox is required but unavailable: {err}") from None
         except Exception as err:
-            raise NotebookProblem(f"the grader could not start a Python kernel ({type(err).__name__}: {err})") from None
+            raise GraderProblem(f"the grader could not start a Python kernel ({type(err).__name__}: {err})") from None
         self._client, self._km, self._kc = client, km, client.kc
+        self.sandbox_warning = km.sandbox.warning if km.sandbox is not None else None
         self._execute(wire.KERNEL_HELPER.replace("__tinytorch_value__", self._helper), timeout=60)
 
     def _run_notebook(self, nb):
@@ -169,10 +181,10 @@ class StudentKernel:
                     f"cell {number}: {_first_line(cell.source)!r}); look for an endless loop or a slow "
                     f"experiment, and tag long experiments as analysis cells"
                 ) from None
-            except _KernelDied:
+            except _KernelDied as died:
                 raise NotebookProblem(
                     f"the kernel died while running code cell {number} ({_first_line(cell.source)!r}): "
-                    f"the code exited the process, crashed Python or ran out of memory"
+                    f"{died}"
                 ) from None
             for ename, evalue in result.errors:
                 self.cell_errors.append((number, ename, evalue))
@@ -218,8 +230,9 @@ class StudentKernel:
                 msg = kc.get_iopub_msg(timeout=min(remaining, 0.5))
             except queue.Empty:
                 if not km.is_alive():
+                    reason = self._death_reason()
                     self.close()
-                    raise _KernelDied() from None
+                    raise _KernelDied(reason) from None
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
@@ -248,8 +261,8 @@ class StudentKernel:
             raise KernelTimeout(
                 f"your code took longer than {self.call_timeout:g} s in this test and was stopped"
             ) from None
-        except _KernelDied:
-            raise NotebookProblem("the kernel died during this test: the code exited the process, crashed or ran out of memory") from None
+        except _KernelDied as died:
+            raise NotebookProblem(f"the kernel died during this test: {died}") from None
         answer = wire.parse_answer(result.stdout, nonce)
         if type(answer) is not dict:
             detail = f" ({result.errors[0][0]}: {result.errors[0][1]})" if result.errors else ""
@@ -262,6 +275,13 @@ class StudentKernel:
         if "ok" not in answer:
             raise wire.WireError("the kernel's answer has neither a value nor an error")
         return wire.decode(answer["ok"])
+
+    def _death_reason(self) -> str:
+        """Why the kernel process ended, in words (a limit it hit, a signal, an exit code)."""
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        code = process.poll() if process is not None else None
+        detail = sandbox.describe_exit(code) if code is not None else "it ended"
+        return f"{detail} (the code exited the process, crashed Python or hit a resource limit)"
 
     def _hint(self, err) -> str:
         """Point at the notebook cell that failed when the student's names are missing."""

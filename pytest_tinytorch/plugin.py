@@ -14,12 +14,14 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from . import registry, scores, source, submissions
+from . import packageview, registry, scores, source, submissions
 from .errors import UnknownModuleError
 from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
 from .submissions import LOCAL, Submission
@@ -49,12 +51,16 @@ def pytest_addoption(parser):
                     help="time allowed to run a whole notebook (default: ini tinytorch_notebook_timeout, 120)")
     group.addoption("--test-timeout", dest="tt_test_timeout", type=float, metavar="SECONDS",
                     help="time allowed for the student's code in one test (default: ini tinytorch_test_timeout, 30)")
+    group.addoption("--sandbox", dest="tt_sandbox", choices=("auto", "require", "off"),
+                    help="isolate student kernels with bubblewrap: auto (when available, else warn), "
+                         "require (refuse to grade without it), off (default: ini tinytorch_sandbox, auto)")
     group.addoption("--shard", dest="tt_shard", metavar="I/N",
                     help="grade only shard I of N of the students (a stable split by student id)")
     parser.addini("tinytorch_submissions_dir", "folder of submissions", default="submitted")
     parser.addini("tinytorch_grades_dir", "folder of score tables", default="grades")
     parser.addini("tinytorch_notebook_timeout", "seconds to run a whole notebook", default="120")
     parser.addini("tinytorch_test_timeout", "seconds for the student's code in one test", default="30")
+    parser.addini("tinytorch_sandbox", "kernel isolation: auto, require or off", default="auto")
 
 
 def pytest_configure(config):
@@ -81,7 +87,9 @@ class Grader:
         self._pending: dict[str, dict] = {}
         self._kernel: StudentKernel | None = None
         self._kernel_key: str | None = None
-        self._built: dict[str, object] = {}
+        self._views: dict[str, Path] = {}
+        self._views_dir: Path | None = None
+        self.sandbox_warnings: set[str] = set()
         if not self.grading:
             if config.getoption("tt_students") or config.getoption("tt_shard"):
                 raise pytest.UsageError("--student and --shard select submissions: use them with --collect-submissions")
@@ -113,6 +121,9 @@ class Grader:
             if not self.collect_mode:
                 raise pytest.UsageError("--shard splits a class: use it with --collect-submissions")
             self.shard = (int(match[1]), int(match[2]))
+        self.isolation = config.getoption("tt_sandbox") or config.getini("tinytorch_sandbox")
+        if self.isolation not in ("auto", "require", "off"):
+            raise pytest.UsageError(f"ini tinytorch_sandbox expects auto, require or off, got {self.isolation!r}")
         self.submissions_dir = self._path("tt_submissions_dir", "tinytorch_submissions_dir")
         self.grades_dir = self._path("tt_grades_dir", "tinytorch_grades_dir")
         if self.collect_mode and not self.submissions_dir.is_dir():
@@ -125,9 +136,13 @@ class Grader:
             # No paths given: collect the graded tests of every module (others are deselected).
             folders = sorted({str(m.folder(self.root)) for m in registry.load(self.root) if m.folder(self.root).is_dir()})
             self.config.args[:] = folders
+        # A submission's tests share one kernel: send them all to the same xdist worker. The
+        # controller schedules by group; workers re-parse the command line (where `-n 2` alone
+        # means --dist load), so they are told here to tag test ids with their group.
         if getattr(config.option, "dist", "no") == "load":
-            # A submission's tests share one kernel: send them all to the same xdist worker.
             config.option.dist = "loadgroup"
+        if self.is_worker:
+            config.option.loadgroup = True
 
     def _positive(self, option, ini):
         value = self.config.getoption(option)
@@ -237,14 +252,31 @@ class Grader:
             if notebook is None:  # course repository: the reference notebook, built from its source
                 notebook = source.to_notebook(source.without_markers(source.read(sub.source)))
             kernel = StudentKernel(notebook, label=sub.key, timeout=self.notebook_timeout,
-                                   call_timeout=self.test_timeout)
+                                   call_timeout=self.test_timeout, isolation=self.isolation,
+                                   package_view=self.package_view(sub.module))
         self._kernel, self._kernel_key = kernel, sub.key
         return kernel
 
     def close_kernel(self):
         if self._kernel is not None:
+            if getattr(self._kernel, "sandbox_warning", None):
+                self.sandbox_warnings.add(self._kernel.sandbox_warning)
             self._kernel.close()
         self._kernel = self._kernel_key = None
+
+    def package_view(self, slug: str) -> Path | None:
+        """The tinytorch a kernel grading `slug` may import: earlier modules only (packageview.py)."""
+        package = self.root / "tinytorch"
+        if not package.is_dir():
+            return None
+        if slug not in self._views:
+            if self._views_dir is None:
+                self._views_dir = Path(tempfile.mkdtemp(prefix="tt-views-"))
+                self._views_dir.chmod(0o755)
+            into = self._views_dir / slug
+            into.mkdir()
+            self._views[slug] = packageview.build(self.root, registry.resolve(self.root, slug), package, into)
+        return self._views[slug]
 
     def seed_for(self, request) -> int:
         """Public tests: a fixed seed per test. Hidden tests: a secret per class, per student."""
@@ -305,12 +337,16 @@ class Grader:
             self.rows.append(row)
 
     def pytest_runtest_teardown(self, item, nextitem):
-        # Close the kernel as soon as the next test belongs to another submission.
-        if nextitem is None or _sub_key(nextitem) != _sub_key(item):
+        # Close the kernel as soon as the next test belongs to another submission. Under xdist,
+        # nextitem is None whenever the worker's queue is momentarily empty, so None does not
+        # close it: kernel_for() and pytest_sessionfinish do.
+        if nextitem is not None and _sub_key(nextitem) != _sub_key(item):
             self.close_kernel()
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.close_kernel()
+        if self._views_dir is not None:
+            shutil.rmtree(self._views_dir, ignore_errors=True)
         if self.is_worker or not self.grading or not self.collect_mode:
             return
         complete, incomplete = _complete_groups(self.rows)
@@ -322,6 +358,8 @@ class Grader:
             return
         tr = terminalreporter
         tr.section("TinyTorch grades")
+        for warning in sorted(self.sandbox_warnings):
+            tr.line(f"warning: {warning}", yellow=True)
         if self.collect_mode:
             tr.line(scores.summary_table(self.rows))
             written = getattr(self, "written", [])

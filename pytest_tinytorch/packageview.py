@@ -1,0 +1,34 @@
+"""What a student's kernel may import of the tinytorch package.
+
+A module's notebook must be graded on the student's own code: its kernel may import the modules
+*before* it (module 03 builds on `tinytorch.core.tensor`) but never the exported code of the
+module being graded, nor of later ones (which would hand it the reference solution). The
+grader builds that view once per module: a copy of the package without those files, placed
+first on the kernel's PYTHONPATH and, in the sandbox, the only tinytorch it can see.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from . import registry
+
+
+def build(root: Path, module: registry.Module, package: Path, into: Path) -> Path:
+    """Copy `package` (a tinytorch folder) into `into/tinytorch`, without the exports of
+    `module` and every later module. Returns `into`, the folder to put on PYTHONPATH."""
+    modules = registry.load(root)
+    index = [m.slug for m in modules].index(module.slug)
+    banned = {Path(m.exports).relative_to("tinytorch") for m in modules[index:]}
+    target = into / "tinytorch"
+
+    def ignore(folder, names):
+        rel = Path(folder).relative_to(package)
+        return {n for n in names if rel / n in banned or n == "__pycache__"}
+
+    shutil.copytree(package, target, ignore=ignore, dirs_exist_ok=True)
+    # The sandboxed kernel runs as another user: it must be able to read the view.
+    for path in [into, *into.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return into
