@@ -1,0 +1,111 @@
+"""Grading throughput: TinyTorch's grader against the floor of merely executing the notebooks.
+
+    python benchmarks/grading.py [--students 12] [--workers 2]
+
+Makes N synthetic submissions of 01_tensor (a mix of complete and partly stubbed notebooks),
+then, in one run on this machine:
+
+1. grades them with `pytest --collect-submissions` serially and with `-n WORKERS`;
+2. executes the same notebooks with nbclient (the floor: start a kernel, run every cell), serially
+   and with WORKERS processes; and the same without the systems-analysis cells, which the grader
+   skips (students run them; they only measure).
+
+Prints seconds per submission and the ratios, measured in the same run. BLAS is pinned to one
+thread (OPENBLAS_NUM_THREADS=1), as the grader does for its kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+
+from pytest_tinytorch import registry, source  # noqa: E402
+
+
+def make_class(folder: Path, students: int) -> list[Path]:
+    module = registry.resolve(ROOT, "01_tensor")
+    cells = source.read(module.source(ROOT))
+    regions = source.solution_regions(cells)
+    paths = []
+    for i in range(students):
+        # Every third student leaves one region unfinished: graders see partial work too.
+        variant = source.without_solutions(cells, only=regions[i % len(regions)]) if i % 3 == 2 else cells
+        nb = source.to_notebook(source.without_markers(variant))
+        path = folder / "submitted" / f"student{i:03d}" / module.slug / f"{module.slug}.ipynb"
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+        paths.append(path)
+    return paths
+
+
+def execute(path: str, skip_analysis: bool) -> None:
+    nb = nbformat.read(path, as_version=4)
+    if skip_analysis:
+        nb.cells = [c for c in nb.cells if "analysis" not in c.metadata.get("tags", [])]
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   shutdown_kernel="immediate", resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+
+
+def floor(paths: list[Path], workers: int, skip_analysis: bool) -> float:
+    start = time.perf_counter()
+    if workers == 1:
+        for p in paths:
+            execute(str(p), skip_analysis)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(execute, [str(p) for p in paths], [skip_analysis] * len(paths)))
+    return time.perf_counter() - start
+
+
+def grade(folder: Path, workers: int) -> float:
+    argv = [sys.executable, "-m", "pytest", "--collect-submissions", "--module", "01_tensor", "-q",
+            "-p", "no:randomly", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+            "--submissions-dir", str(folder / "submitted"), "--grades-dir", str(folder / f"grades-{workers}")]
+    if workers > 1:
+        argv += ["-n", str(workers)]
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                   env={**os.environ, "TINYTORCH_GRADING_SECRET": "benchmark"})
+    elapsed = time.perf_counter() - start
+    assert len(list((folder / f"grades-{workers}").glob("*.csv"))) == len(list((folder / "submitted").iterdir()))
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = make_class(folder, args.students)
+        n = len(paths)
+        rows = []
+        for workers in (1, args.workers):
+            g = grade(folder, workers)
+            f_all = floor(paths, workers, skip_analysis=False)
+            f_graded = floor(paths, workers, skip_analysis=True)
+            rows.append((workers, g / n, f_all / n, f_graded / n))
+    print(f"01_tensor, {n} submissions, 19 graded tests each (public + hidden)\n")
+    print(f"{'workers':>7} {'grader s/sub':>13} {'floor s/sub':>12} {'floor w/o analysis':>19} "
+          f"{'grader/floor':>13} {'grader/floor w/o analysis':>26}")
+    for workers, g, fa, fg in rows:
+        print(f"{workers:>7} {g:>13.3f} {fa:>12.3f} {fg:>19.3f} {g / fa:>13.2f} {g / fg:>26.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Nothing lost: writes that refuse to overwrite changed work, and keep a backup when forced."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+
+class WouldOverwrite(FileExistsError):
+    """A command would replace a file that someone changed."""
+
+
+def backup(path: Path) -> Path:
+    """Copy `path` beside itself as NAME.YYYYmmdd-HHMMSS.bak (never replacing an older backup)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{stamp}.bak")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
+        counter += 1
+    shutil.copy2(path, target)
+    return target
+
+
+def write_guarded(path: Path, text: str, *, force: bool = False) -> str:
+    """Write `text` unless `path` holds different text; with force, back it up first.
+
+    Returns what happened: "created", "unchanged", or "replaced (backup: NAME)".
+    """
+    path = Path(path)
+    if path.exists():
+        if path.read_text(encoding="utf-8", errors="replace") == text:
+            return "unchanged"
+        if not force:
+            raise WouldOverwrite(
+                f"{path} already exists and differs from what this command would write; it may hold "
+                f"someone's edits. Move it away, or rerun with --force to replace it (a timestamped "
+                f"backup is kept beside it)."
+            )
+        saved = backup(path)
+        _atomic(path, text)
+        return f"replaced (backup: {saved.name})"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(path, text)
+    return "created"
+
+
+def _atomic(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
