@@ -236,7 +236,8 @@ class Grader:
                 "hidden": bool(item.get_closest_marker("hidden")),
                 "order": position, "expected": counts[sub.key],
             }))
-            item.add_marker(pytest.mark.xdist_group(sub.key))
+            if config.pluginmanager.hasplugin("xdist"):  # pytest-xdist is optional
+                item.add_marker(pytest.mark.xdist_group(sub.key))
         items[:] = keep
 
     # --- fixtures' backend ----------------------------------------------------------------
