@@ -1,24 +1,25 @@
 """`tito`: the course's command line, a thin layer over pytest_tinytorch's functions.
 
-    tito export MODULE | --all
-    tito module test MODULE [--verbose]
-    tito nbgrader generate MODULE | --all [--force]
-    tito nbgrader release MODULE | --all [--force]
-    tito nbgrader autograde MODULE | --all [--student S] [-n N]
+Every command here is a call into the library (course.py, collect.py, assignments.py,
+studentrepo.py, export.py, health.py) or into pytest: nothing it does is unavailable from Python.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
-from . import assignments, export, registry, source
+from . import assignments, collect, course, export, health, registry, source, studentrepo
 from .errors import TinyTorchError
 from .safety import WouldOverwrite, write_guarded
+
+COLORS = {"ok": "\033[32m✓\033[0m", "warn": "\033[33m!\033[0m", "fail": "\033[31m✗\033[0m"}
+PLAIN = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 
 
 def _root() -> Path:
@@ -33,6 +34,13 @@ def _modules(root: Path, name: str | None, everything: bool):
     return [registry.resolve(root, name)]
 
 
+def _pytest(argv: list[str]) -> int:
+    print("$ pytest " + " ".join(argv), flush=True)
+    return subprocess.call([sys.executable, "-m", "pytest", *argv])
+
+
+# --- tito export / module / system -----------------------------------------------------------
+
 def cmd_export(args) -> int:
     root = _root()
     for module in _modules(root, args.module, args.all):
@@ -41,19 +49,54 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_module_test(args) -> int:
+    module = registry.resolve(_root(), args.module)
+    return _pytest(["--module", module.slug] + (["-v", "-rA", "--tb=long"] if args.verbose else ["-q", "--tb=short"]))
+
+
+def cmd_module_reset(args) -> int:
+    root = _root()
+    module = registry.resolve(root, args.module)
+    print(f"{module.notebook(root).relative_to(root)}: {studentrepo.reset_notebook(root, module)}")
+    return 0
+
+
+def cmd_health(args) -> int:
+    root = _root()
+    checks = health.run(root)
+    marks = COLORS if sys.stdout.isatty() else PLAIN
+    for check in checks:
+        line = f"{marks[check.status]} {check.name:<28} {check.found}"
+        if check.fix and check.status != "ok":
+            line += f"\n    -> {check.fix}"
+        print(line)
+    failed = [c for c in checks if c.status == "fail"]
+    print(f"\n{len(checks) - len(failed)} of {len(checks)} checks passed" + (", see the fixes above" if failed else ""))
+    return 1 if failed else 0
+
+
+# --- tito nbgrader ---------------------------------------------------------------------------
+
+def cmd_init(args) -> int:
+    root = _root()
+    start = dt.date.fromisoformat(args.start) if args.start else None
+    for line in course.init(root, name=args.name, start=start):
+        print(line)
+    return 0
+
+
 def _notebooks(args, kind: str) -> int:
     root = _root()
-    for module in _modules(root, args.module, args.all):
+    modules = _modules(root, args.module, args.all)
+    course.require(root, "assignments")
+    for module in modules:
         src = module.source(root)
         if not src.is_file():
             raise TinyTorchError(f"{module.slug} has no source at {src.relative_to(root)}: generate and release run in the course repository")
         cells = source.read(src)
-        if kind == "source":
-            nb = assignments.instructor_notebook(cells, module.slug)
-        else:
-            nb = assignments.student_notebook(cells, module.slug)
+        make = assignments.instructor_notebook if kind == "source" else assignments.student_notebook
         target = root / "assignments" / kind / module.slug / f"{module.slug}.ipynb"
-        outcome = write_guarded(target, nbformat.writes(nb) + "\n", force=args.force)
+        outcome = write_guarded(target, nbformat.writes(make(cells, module.slug)) + "\n", force=args.force)
         print(f"{module.slug}: {target.relative_to(root)} {outcome}")
     return 0
 
@@ -63,35 +106,46 @@ def cmd_generate(args) -> int:
 
 
 def cmd_release(args) -> int:
+    if args.to:
+        if not args.all:
+            raise TinyTorchError("--to writes a whole student repository: use it with --all")
+        log = studentrepo.release_repository(_root(), Path(args.to), force=args.force)
+        changed = [line for line in log if not line.endswith("unchanged")]
+        print(f"student repository in {Path(args.to).resolve()}: {len(log)} files, {len(changed)} written")
+        return 0
     return _notebooks(args, "release")
 
 
-def _pytest(argv: list[str]) -> int:
-    print("$ pytest " + " ".join(argv), flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *argv])
-
-
-def cmd_module_test(args) -> int:
+def cmd_collect(args) -> int:
     root = _root()
+    submitted = course.require(root, "submitted")
     module = registry.resolve(root, args.module)
-    return _pytest(["--module", module.slug, "-v" if args.verbose else "-q", "-rN" if not args.verbose else "-rA"])
+    lines = collect.collect(Path(args.source), submitted, module, args.student, args.assignment)
+    for line in lines:
+        print(f"{line.student:<24} {line.status:<10} {line.detail}")
+    missing = [l.student for l in lines if l.status in ("missing", "incomplete")]
+    if missing:
+        print(f"\nattention: {', '.join(sorted(set(missing)))}")
+    return 0
 
 
 def cmd_autograde(args) -> int:
     root = _root()
-    argv = ["--collect-submissions", "-q"]
+    argv = ["--collect-submissions", "-q", "--tb=no"]
     if not args.all:
         argv += ["--module", _modules(root, args.module, False)[0].slug]
+    course.require(root, "submitted")
     for student in args.student or []:
         argv += ["--student", student]
     if args.n:
         argv += ["-n", args.n]
-    return _pytest(argv)
+    code = _pytest(argv)
+    return 0 if code in (0, 1) else code  # failed tests are grades, not errors of the command
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tito", description="TinyTorch course tools")
-    sub = top.add_subparsers(dest="command", required=True)
+    sub = top.add_subparsers(dest="command", metavar="{export,module,system,nbgrader}")
 
     def target(p):
         p.add_argument("module", nargs="?", help="01_tensor, 01 or tensor")
@@ -101,32 +155,63 @@ def parser() -> argparse.ArgumentParser:
     target(p)
     p.set_defaults(run=cmd_export)
 
-    module = sub.add_parser("module", help="work on one module").add_subparsers(dest="action", required=True)
-    p = module.add_parser("test", help="grade your module notebook (public tests)")
+    module = sub.add_parser("module", help="work on one module (students)")
+    msub = module.add_subparsers(dest="action", metavar="{test,reset}")
+    p = msub.add_parser("test", help="grade your module notebook (public tests)")
     p.add_argument("module")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="every test and every failure in full")
     p.set_defaults(run=cmd_module_test)
+    p = msub.add_parser("reset", help="restore the released notebook (your current one is backed up)")
+    p.add_argument("module")
+    p.set_defaults(run=cmd_module_reset)
+    module.set_defaults(run=lambda a: _help(module))
 
-    nbg = sub.add_parser("nbgrader", help="instructor workflow").add_subparsers(dest="action", required=True)
+    system = sub.add_parser("system", help="this machine")
+    ssub = system.add_subparsers(dest="action", metavar="{health}")
+    ssub.add_parser("health", help="check Python, packages, the kernel, the sandbox and the curriculum").set_defaults(run=cmd_health)
+    system.set_defaults(run=lambda a: _help(system))
+
+    nbg = sub.add_parser("nbgrader", help="instructor workflow: init, generate, release, collect, autograde")
+    nsub = nbg.add_subparsers(dest="action", metavar="{init,generate,release,collect,autograde}")
+    p = nsub.add_parser("init", help="create the course folders and course.yaml (idempotent)")
+    p.add_argument("--name", default="ML Systems Engineering with TinyTorch")
+    p.add_argument("--start", help="first day of week 1, YYYY-MM-DD (due dates follow the 16-week schedule)")
+    p.set_defaults(run=cmd_init)
     for name, run, text in [("generate", cmd_generate, "instructor notebook in assignments/source/"),
                             ("release", cmd_release, "student notebook in assignments/release/")]:
-        p = nbg.add_parser(name, help=text)
+        p = nsub.add_parser(name, help=text)
         target(p)
-        p.add_argument("--force", action="store_true", help="replace changed files (a backup is kept)")
+        p.add_argument("--force", action="store_true", help="replace changed files (a timestamped backup is kept)")
+        if name == "release":
+            p.add_argument("--to", metavar="DIR", help="with --all: write a complete student repository to DIR")
         p.set_defaults(run=run)
-    p = nbg.add_parser("autograde", help="grade submitted/<student>/<module>/ with pytest --collect-submissions")
+    p = nsub.add_parser("collect", help="copy submissions into submitted/<student>/<module>/")
+    p.add_argument("module")
+    p.add_argument("--from", dest="source", required=True, metavar="PATH",
+                   help="a folder of GitHub Classroom clones or student folders, or an LMS zip")
+    p.add_argument("--student", action="append")
+    p.add_argument("--assignment", help="GitHub Classroom assignment prefix: <assignment>-<username>/")
+    p.set_defaults(run=cmd_collect)
+    p = nsub.add_parser("autograde", help="grade submitted/ with pytest --collect-submissions")
     target(p)
     p.add_argument("--student", action="append")
     p.add_argument("-n", help="parallel workers (pytest-xdist), e.g. 2 or auto")
     p.set_defaults(run=cmd_autograde)
+    nbg.set_defaults(run=lambda a: _help(nbg))
+    top.set_defaults(run=lambda a: _help(top))
     return top
+
+
+def _help(p) -> int:
+    p.print_help()
+    return 0
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TinyTorchError, WouldOverwrite, FileNotFoundError) as err:
+    except (TinyTorchError, WouldOverwrite, FileNotFoundError, ValueError) as err:
         print(f"tito: {err}", file=sys.stderr)
         return 2
 
