@@ -120,7 +120,13 @@ def cmd_collect(args) -> int:
     root = _root()
     submitted = course.require(root, "submitted")
     module = registry.resolve(root, args.module)
-    lines = collect.collect(Path(args.source), submitted, module, args.student, args.assignment)
+    settings = course.collect_settings(root)
+    where = Path(args.source or settings.get("from", "incoming"))
+    where = where if where.is_absolute() else root / where
+    if not where.exists():
+        raise FileNotFoundError(f"nothing to collect: {where} does not exist. Put the students' repositories "
+                                f"(GitHub Classroom clones), their folders or an LMS zip there, or pass --from PATH")
+    lines = collect.collect(where, submitted, module, args.student, args.assignment or settings.get("assignment"))
     for line in lines:
         print(f"{line.student:<24} {line.status:<10} {line.detail}")
     missing = [l.student for l in lines if l.status in ("missing", "incomplete")]
@@ -187,8 +193,9 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
     p = nsub.add_parser("collect", help="copy submissions into submitted/<student>/<module>/")
     p.add_argument("module")
-    p.add_argument("--from", dest="source", required=True, metavar="PATH",
-                   help="a folder of GitHub Classroom clones or student folders, or an LMS zip")
+    p.add_argument("--from", dest="source", metavar="PATH",
+                   help="a folder of GitHub Classroom clones or student folders, or an LMS zip "
+                        "(default: course.yaml's collect.from, else incoming/)")
     p.add_argument("--student", action="append")
     p.add_argument("--assignment", help="GitHub Classroom assignment prefix: <assignment>-<username>/")
     p.set_defaults(run=cmd_collect)

@@ -36,6 +36,8 @@ def default_config(root: Path, name: str, start: dt.date) -> dict:
         "modules": modules,
         "late_policy": {"grace_minutes": 15, "penalty_per_day": 0.10, "max_days_late": 5},
         "extensions": {},
+        # Where `tito nbgrader collect` looks: GitHub Classroom clones are <assignment>-<username>/.
+        "collect": {"from": "incoming", "assignment": "tinytorch"},
         "weights": dict(course_rules["weights"]),
         "letter_grades": [{"min": 93, "letter": "A"}, {"min": 90, "letter": "A-"}, {"min": 87, "letter": "B+"},
                           {"min": 83, "letter": "B"}, {"min": 80, "letter": "B-"}, {"min": 77, "letter": "C+"},
@@ -63,6 +65,18 @@ def init(root: Path, name: str = "ML Systems Engineering with TinyTorch", start:
                 + yaml.safe_dump(default_config(root, name, start), sort_keys=False))
         done.append(f"{CONFIG} {write_guarded(config, text)}")
     return done
+
+
+def collect_settings(root: Path) -> dict:
+    """The `collect:` section of course.yaml (empty when there is no course.yaml)."""
+    path = root / CONFIG
+    if not path.is_file():
+        return {}
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = config.get("collect") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: collect: must be a mapping like {{from: incoming, assignment: tinytorch}}")
+    return section
 
 
 def require(root: Path, folder: str) -> Path:

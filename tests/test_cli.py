@@ -158,3 +158,25 @@ def test_system_health_is_green_here(capsys, monkeypatch):
     assert tito("system", "health") == 0
     out = capsys.readouterr().out
     assert "Jupyter kernel" in out and "module 01_tensor" in out and "FAIL" not in out
+
+
+def test_guide_workflow_collect_then_autograde(course, tmp_path_factory, capsys):
+    """The guide's commands as written: init, collect 01_tensor (from incoming/), autograde 01_tensor."""
+    assert tito("nbgrader", "init") == 0
+    module = registry.resolve(course, "01_tensor")
+    cells = source.read(module.source(course))
+    _student_repo(course / "incoming" / "tinytorch-alice", source.to_notebook(source.without_markers(cells)),
+                  "2026-09-12T10:00:00+00:00")
+    _student_repo(course / "incoming" / "tinytorch-bob", assignments.student_notebook(cells, module.slug),
+                  "2026-09-13T10:00:00+00:00")
+    assert tito("nbgrader", "collect", "01_tensor") == 0
+    assert tito("nbgrader", "collect", "01_tensor", "--student", "alice") == 0
+    out = capsys.readouterr().out
+    assert "alice" in out and "unchanged" in out
+    assert tito("nbgrader", "autograde", "01_tensor", "--student", "alice") == 0
+    assert tito("nbgrader", "autograde", "01_tensor") == 0
+    import csv
+    alice = list(csv.DictReader(open(course / "grades" / "alice.csv")))
+    bob = list(csv.DictReader(open(course / "grades" / "bob.csv")))
+    assert sum(float(r["points"]) for r in alice) == sum(float(r["max_points"]) for r in alice) > 0
+    assert sum(float(r["points"]) for r in bob) == 0 and len(bob) == len(alice)
