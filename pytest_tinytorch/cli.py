@@ -44,8 +44,8 @@ def _pytest(argv: list[str]) -> int:
 def cmd_export(args) -> int:
     root = _root()
     for module in _modules(root, args.module, args.all):
-        path = export.export(root, module)
-        print(f"exported {module.slug} -> {path.relative_to(root)}")
+        path, outcome = export.export(root, module, force=args.force)
+        print(f"{module.slug} -> {path.relative_to(root)}: {outcome}")
     return 0
 
 
@@ -159,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="build tinytorch/ from the modules' export cells")
     target(p)
+    p.add_argument("--force", action="store_true", help="replace a hand-edited file (a timestamped backup is kept)")
     p.set_defaults(run=cmd_export)
 
     module = sub.add_parser("module", help="work on one module (students)")

@@ -180,3 +180,15 @@ def test_guide_workflow_collect_then_autograde(course, tmp_path_factory, capsys)
     bob = list(csv.DictReader(open(course / "grades" / "bob.csv")))
     assert sum(float(r["points"]) for r in alice) == sum(float(r["max_points"]) for r in alice) > 0
     assert sum(float(r["points"]) for r in bob) == 0 and len(bob) == len(alice)
+
+
+def test_export_replaces_its_own_output_but_not_hand_edits(course, capsys):
+    target = course / "tinytorch/core/tensor.py"
+    assert tito("export", "01_tensor") == 0
+    assert tito("export", "01_tensor") == 0 and "unchanged" in capsys.readouterr().out
+    target.write_text(target.read_text() + "\n# my own helper\n")
+    assert tito("export", "01_tensor") == 2
+    assert "my own helper" in target.read_text()
+    assert tito("export", "01_tensor", "--force") == 0
+    assert "my own helper" in next(target.parent.glob("tensor.py.*.bak")).read_text()
+    assert "my own helper" not in target.read_text()
