@@ -137,7 +137,7 @@ def cmd_collect(args) -> int:
 
 def cmd_autograde(args) -> int:
     root = _root()
-    argv = ["--collect-submissions", "-q", "--tb=no"]
+    argv = ["--collect-submissions", "-q", "--tb=no", "-rN"]  # the grade table, not every failure
     if not args.all:
         argv += ["--module", _modules(root, args.module, False)[0].slug]
     course.require(root, "submitted")

@@ -20,8 +20,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from .registry import Module
 from .submissions import SAFE_ID
+
+STUB = 'raise NotImplementedError("Implement'
 
 CANVAS_NAME = re.compile(r"^(?P<name>[a-z0-9]+)_(?:late_)?(?P<user>\d+)_(?P<sub>\d+)_(?P<file>.+)$")
 
@@ -87,7 +91,12 @@ def _store(dest: Path, data: bytes, timestamp: str, module: Module) -> str:
 
 
 def _incomplete(data: bytes) -> bool:
-    return b"raise NotImplementedError(" in data
+    """Whether a code cell still holds a released stub (the narrative may mention them)."""
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception:
+        return True  # unreadable: autograde will say why
+    return any(cell.cell_type == "code" and STUB in cell.source for cell in nb.cells)
 
 
 def collect(source: Path, submitted: Path, module: Module, students: list[str] | None = None,
