@@ -1,0 +1,1 @@
+"""Performance engineering: profiling, quantization, compression, acceleration, caching, benchmarking."""
