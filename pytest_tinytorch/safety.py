@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,14 +41,24 @@ def write_guarded(path: Path, text: str, *, force: bool = False) -> str:
                 f"backup is kept beside it)."
             )
         saved = backup(path)
-        _atomic(path, text)
+        atomic_write(path, text)
         return f"replaced (backup: {saved.name})"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, text)
+    atomic_write(path, text)
     return "created"
 
 
-def _atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+def atomic_write(path: Path, text: str):
+    """Write `text` to `path` so that readers see the old file or the new one, never a part:
+    a temporary file in the same folder, flushed to disk, then renamed over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -186,6 +186,11 @@ def test_export_replaces_its_own_output_but_not_hand_edits(course, capsys):
     target = course / "tinytorch/core/tensor.py"
     assert tito("export", "01_tensor") == 0
     assert tito("export", "01_tensor") == 0 and "unchanged" in capsys.readouterr().out
+    src = course / "curriculum/01_tensor/01_tensor.py"
+    src.write_text(src.read_text().replace("import numpy as np\n", "import numpy as np  # arrays\n", 1))
+    assert tito("export", "01_tensor") == 0 and "replaced" in capsys.readouterr().out
+    assert not list(target.parent.glob("*.bak")), "replacing its own output needs no backup"
+    assert "# arrays" in target.read_text()
     target.write_text(target.read_text() + "\n# my own helper\n")
     assert tito("export", "01_tensor") == 2
     assert "my own helper" in target.read_text()
