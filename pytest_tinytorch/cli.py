@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,8 @@ import nbformat
 
 from . import assignments, collect, course, export, health, registry, source, studentrepo
 from .errors import TinyTorchError
+from .reports import commands
+from .reports.config import ConfigError
 from .safety import WouldOverwrite, write_guarded
 
 COLORS = {"ok": "\033[32m✓\033[0m", "warn": "\033[33m!\033[0m", "fail": "\033[31m✗\033[0m"}
@@ -34,9 +38,17 @@ def _modules(root: Path, name: str | None, everything: bool):
     return [registry.resolve(root, name)]
 
 
-def _pytest(argv: list[str]) -> int:
+def _pytest(argv: list[str], cwd: Path | None = None) -> int:
     print("$ pytest " + " ".join(argv), flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *argv])
+    return subprocess.call([sys.executable, "-m", "pytest", *argv], cwd=cwd)
+
+
+def _course_dir(args, root: Path) -> Path:
+    """The course folder: --course DIR, else the repository itself."""
+    folder = Path(args.course).resolve() if getattr(args, "course", None) else root
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no course folder at {folder}: create one with `tito nbgrader init`")
+    return folder
 
 
 # --- tito export / module / system -----------------------------------------------------------
@@ -140,13 +152,73 @@ def cmd_autograde(args) -> int:
     argv = ["--collect-submissions", "-q", "--tb=no", "-rN"]  # the grade table, not every failure
     if not args.all:
         argv += ["--module", _modules(root, args.module, False)[0].slug]
-    course.require(root, "submitted")
+    where = _course_dir(args, root)
+    argv += ["--submissions-dir", str(course.require(where, "submitted")), "--grades-dir", str(where / "grades")]
     for student in args.student or []:
         argv += ["--student", student]
     if args.n:
         argv += ["-n", args.n]
-    code = _pytest(argv)
+    code = _pytest(argv, cwd=root)
     return 0 if code in (0, 1) else code  # failed tests are grades, not errors of the command
+
+
+# --- reports (pytest_tinytorch.reports) ------------------------------------------------------
+
+def _as_of(args):
+    return dt.datetime.fromisoformat(args.as_of) if getattr(args, "as_of", None) else None
+
+
+def cmd_review(args) -> int:
+    root = _root()
+    module = registry.resolve(root, args.module).slug
+    print(commands.review(_course_dir(args, root), module, root=root).text)
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    root = _root()
+    module = registry.resolve(root, args.module).slug if args.module else None
+    print(commands.feedback(_course_dir(args, root), module, args.student, root=root, as_of=_as_of(args)).text)
+    return 0
+
+
+def cmd_report(args) -> int:
+    root = _root()
+    modules = [registry.resolve(root, m).slug for m in args.module] if args.module else None
+    print(commands.report(_course_dir(args, root), modules, root=root, as_of=_as_of(args)).text)
+    return 0
+
+
+def cmd_status(args) -> int:
+    root = _root()
+    export_to = Path(args.export).resolve() if args.export else None
+    print(commands.status(_course_dir(args, root), args.student, export_to, root=root, as_of=_as_of(args)).text)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The whole job on the bundled sample class: grade it, review, feedback, gradebook."""
+    root = _root()
+    sample = root / "examples" / "sample_class"
+    dest = Path(args.to).resolve()
+    if dest.exists() and any(dest.iterdir()) and not args.force:
+        raise TinyTorchError(f"{dest} is not empty: pass --to ANOTHER_DIR, or --force to grade it again")
+    keep = shutil.ignore_patterns("reports", "feedback", ".secret", "*.bak")
+    shutil.copytree(sample, dest, ignore=keep, dirs_exist_ok=True)
+    for table in (dest / "grades").glob("*.csv"):
+        if table.name not in ("projects.csv", "roster.csv"):
+            table.unlink()  # graded afresh below, by the real grader
+    print(f"sample class copied to {dest}\n")
+    workers = ["-n", "2"] if importlib.util.find_spec("xdist") else []
+    code = _pytest(["--collect-submissions", "-q", "--tb=no", "-rN", *workers,
+                    "--submissions-dir", str(dest / "submitted"), "--grades-dir", str(dest / "grades")], cwd=root)
+    if code not in (0, 1):
+        return code
+    for module in ("01_tensor", "02_activations"):
+        print(commands.review(dest, module, root=root).text)
+    print(commands.feedback(dest, None, None, root=root, as_of=_as_of(args)).text)
+    print(commands.report(dest, None, root=root, as_of=_as_of(args)).text)
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -156,6 +228,10 @@ def parser() -> argparse.ArgumentParser:
     def target(p):
         p.add_argument("module", nargs="?", help="01_tensor, 01 or tensor")
         p.add_argument("--all", action="store_true", help="every module")
+
+    def course_options(p):
+        p.add_argument("--course", metavar="DIR", help="the course folder (default: this repository)")
+        p.add_argument("--as-of", dest="as_of", metavar="ISO-DATE", help="count modules due by then (default: now)")
 
     p = sub.add_parser("export", help="build tinytorch/ from the modules' export cells")
     target(p)
@@ -171,7 +247,19 @@ def parser() -> argparse.ArgumentParser:
     p = msub.add_parser("reset", help="restore the released notebook (your current one is backed up)")
     p.add_argument("module")
     p.set_defaults(run=cmd_module_reset)
+    p = msub.add_parser("status", help="progress: submitted, passing, graded, late (instructors)")
+    p.add_argument("--student", help="one student's modules")
+    p.add_argument("--export", metavar="FILE", help="write the class overview CSV, e.g. class_progress.csv")
+    course_options(p)
+    p.set_defaults(run=cmd_status)
     module.set_defaults(run=lambda a: _help(module))
+
+    p = sub.add_parser("demo", help="grade the bundled sample class end to end and print its gradebook")
+    p.add_argument("--to", default="demo-class", metavar="DIR", help="where to copy the class (default: demo-class)")
+    p.add_argument("--force", action="store_true", help="grade again into a folder used before")
+    p.add_argument("--as-of", dest="as_of", default="2026-12-31T00:00:00+00:00", metavar="ISO-DATE",
+                   help="count modules due by then (default: the end of the sample term)")
+    p.set_defaults(run=cmd_demo)
 
     system = sub.add_parser("system", help="this machine")
     ssub = system.add_subparsers(dest="action", metavar="{health}")
@@ -179,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
     system.set_defaults(run=lambda a: _help(system))
 
     nbg = sub.add_parser("nbgrader", help="instructor workflow: init, generate, release, collect, autograde")
-    nsub = nbg.add_subparsers(dest="action", metavar="{init,generate,release,collect,autograde}")
+    nsub = nbg.add_subparsers(dest="action", metavar="{init,generate,release,collect,autograde,review,feedback,report}")
     p = nsub.add_parser("init", help="create the course folders and course.yaml (idempotent)")
     p.add_argument("--name", default="ML Systems Engineering with TinyTorch")
     p.add_argument("--start", help="first day of week 1, YYYY-MM-DD (due dates follow the 16-week schedule)")
@@ -204,7 +292,21 @@ def parser() -> argparse.ArgumentParser:
     target(p)
     p.add_argument("--student", action="append")
     p.add_argument("-n", help="parallel workers (pytest-xdist), e.g. 2 or auto")
+    p.add_argument("--course", metavar="DIR", help="the course folder (default: this repository)")
     p.set_defaults(run=cmd_autograde)
+    p = nsub.add_parser("review", help="score sheet + HTML review page of the ML-systems answers (replaces formgrader)")
+    p.add_argument("module")
+    course_options(p)
+    p.set_defaults(run=cmd_review)
+    p = nsub.add_parser("feedback", help="one HTML feedback page per student in feedback/<student>/<module>/")
+    p.add_argument("module", nargs="?")
+    p.add_argument("--student", action="append")
+    course_options(p)
+    p.set_defaults(run=cmd_feedback)
+    p = nsub.add_parser("report", help="gradebook, long CSV, Canvas CSV, Gradescope results.json, progress page")
+    p.add_argument("--module", action="append")
+    course_options(p)
+    p.set_defaults(run=cmd_report)
     nbg.set_defaults(run=lambda a: _help(nbg))
     top.set_defaults(run=lambda a: _help(top))
     return top
@@ -219,7 +321,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TinyTorchError, WouldOverwrite, FileNotFoundError, ValueError) as err:
+    except (TinyTorchError, WouldOverwrite, FileNotFoundError, ValueError, ConfigError) as err:
         print(f"tito: {err}", file=sys.stderr)
         return 2
 
