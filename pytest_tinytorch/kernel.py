@@ -9,6 +9,7 @@ kills; a notebook that cannot be read, runs too long or kills its kernel becomes
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import secrets
@@ -25,6 +26,8 @@ from testbook.client import TestbookNotebookClient
 from . import sandbox, wire
 
 MAX_CAPTURE = 1_000_000     # characters of stdout kept per execution; the rest is dropped
+MAX_ANSWER = 64 * 2**20     # characters of the helper's answer line: a larger answer is refused
+MAX_NOTEBOOK_BYTES = 256 * 2**20  # a larger notebook file is refused (its outputs, usually)
 SKIP_TAGS = {"analysis"}    # systems-analysis cells: students run them, the grader does not
 
 
@@ -61,6 +64,7 @@ class StudentError(AssertionError):
 class Execution:
     stdout: str = ""
     errors: list[tuple[str, str]] = field(default_factory=list)   # (ename, evalue)
+    answer: str | None = None   # the last stdout line starting with the call's nonce, if any
 
 
 def load_notebook(path: Path) -> nbformat.NotebookNode:
@@ -68,10 +72,21 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
     path = Path(path)
     if not path.is_file():
         raise NotebookProblem(f"no notebook found: expected {path.name} in {path.parent}")
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookProblem(f"{path.name} is {size / 2**20:.0f} MiB, more than the {MAX_NOTEBOOK_BYTES // 2**20} MiB "
+                              f"a notebook may have; clear its outputs (Edit > Clear All Outputs) and save it again")
+    if size == 0:
+        raise NotebookProblem(f"{path.name} is empty (0 bytes); save your notebook again from Jupyter")
     try:
         nb = nbformat.read(path, as_version=4)
     except UnicodeDecodeError:
         raise NotebookProblem(f"{path.name} is not UTF-8 text; save it again from Jupyter") from None
+    except nbformat.reader.NotJSONError:  # its message quotes the file: give the position only
+        raise NotebookProblem(
+            f"{path.name} is not a valid notebook (not JSON: {_json_error(path)}); open it in Jupyter "
+            f"and save it again, or start over from the released notebook"
+        ) from None
     except Exception as err:  # nbformat raises several types for damaged JSON
         raise NotebookProblem(
             f"{path.name} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}); open it "
@@ -212,8 +227,9 @@ class StudentKernel:
             self._workdir = None
 
     # --- talking to the kernel ------------------------------------------------------------
-    def _execute(self, code: str, timeout: float, store_history: bool = False) -> Execution:
-        """Run code in the kernel; collect stdout and errors until it is idle again."""
+    def _execute(self, code: str, timeout: float, store_history: bool = False, nonce: str | None = None) -> Execution:
+        """Run code in the kernel; collect stdout and errors until it is idle again. The answer
+        line (the one starting with `nonce`) is kept apart, however much the code printed."""
         if timeout <= 0:
             raise KernelTimeout()
         kc, km = self._kc, self._km
@@ -237,10 +253,15 @@ class StudentKernel:
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream" and content.get("name") == "stdout" and size < MAX_CAPTURE:
-                text = content.get("text", "")[: MAX_CAPTURE - size]
-                chunks.append(text)
-                size += len(text)
+            if kind == "stream" and content.get("name") == "stdout" and type(content.get("text")) is str:
+                text = content["text"]
+                # The helper writes "\n" + nonce + answer in one write, so one message holds it.
+                start = text.rfind("\n" + nonce) if nonce else -1
+                if start >= 0:
+                    result.answer = text[start + 1:].split("\n", 1)[0]
+                if size < MAX_CAPTURE:
+                    chunks.append(text[: MAX_CAPTURE - size])
+                    size += len(chunks[-1])
             elif kind == "error":
                 result.errors.append((content.get("ename", "?"), content.get("evalue", "")))
             elif kind == "status" and content.get("execution_state") == "idle":
@@ -256,14 +277,17 @@ class StudentKernel:
         nonce = "@tinytorch:" + secrets.token_hex(8) + ":"
         request = wire.json.dumps({"code": code, "inputs": {k: wire.encode(v) for k, v in inputs.items()}, "nonce": nonce})
         try:
-            result = self._execute(f"{self._helper}({request!r})", timeout=self.call_timeout)
+            result = self._execute(f"{self._helper}({request!r})", timeout=self.call_timeout, nonce=nonce)
         except KernelTimeout:
             raise KernelTimeout(
                 f"your code took longer than {self.call_timeout:g} s in this test and was stopped"
             ) from None
         except _KernelDied as died:
             raise NotebookProblem(f"the kernel died during this test: {died}") from None
-        answer = wire.parse_answer(result.stdout, nonce)
+        if result.answer is not None and len(result.answer) > MAX_ANSWER:
+            raise wire.WireError(f"the answer is too large ({len(result.answer) / 2**20:.0f} MiB of text); "
+                                 f"tests expect results of at most {MAX_ANSWER // 2**20} MiB")
+        answer = wire.parse_answer(result.answer or "", nonce)
         if type(answer) is not dict:
             detail = f" ({result.errors[0][0]}: {result.errors[0][1]})" if result.errors else ""
             raise wire.WireError(f"the kernel gave no answer to the test{detail}")
@@ -289,6 +313,17 @@ class StudentKernel:
             number, ename, evalue = self.cell_errors[0]
             return f"note that code cell {number} of your notebook raised {ename}: {evalue[:200]}"
         return ""
+
+
+def _json_error(path: Path) -> str:
+    """Where a file stops being JSON, without quoting it (it may not be the student's file)."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        return f"{err.msg} at line {err.lineno} column {err.colno}"
+    except Exception as err:
+        return type(err).__name__
+    return "unreadable"
 
 
 class _KernelDied(Exception):

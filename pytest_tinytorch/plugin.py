@@ -90,6 +90,7 @@ class Grader:
         self._views: dict[str, Path] = {}
         self._views_dir: Path | None = None
         self.sandbox_warnings: set[str] = set()
+        self.not_graded: list[tuple[str, str]] = []   # (submission folder, why it was not graded)
         if not self.grading:
             if config.getoption("tt_students") or config.getoption("tt_shard"):
                 raise pytest.UsageError("--student and --shard select submissions: use them with --collect-submissions")
@@ -173,11 +174,11 @@ class Grader:
         if not modules:
             present = {p.name for s in names for p in (self.submissions_dir / s).iterdir() if p.is_dir()}
             modules = [m for m in registry.load(self.root) if m.slug in present]
-        unsafe = [n for n in names if not submissions.SAFE_ID.match(n)]
-        for name in unsafe:
+        # A folder whose name cannot name a score table is not graded; the summary lists it.
+        self.not_graded = [(name, submissions.UNSAFE_ID_REASON) for name in names if not submissions.SAFE_ID.match(name)]
+        for name, reason in self.not_graded:
             self.config.issue_config_time_warning(pytest.PytestWarning(
-                f"skipping submissions/{name!r}: a student id must be letters, digits and . _ @ + - "
-                f"(at most 64 characters) so that it can name a score table"), stacklevel=2)
+                f"not grading {self.submissions_dir.name}/{name!r}: {reason}"), stacklevel=2)
         wanted = self.students
         for sub in submissions.collect(self.submissions_dir, modules, wanted):
             if self.shard and submissions.shard_of(sub.student, self.shard[1]) != self.shard[0]:
@@ -355,14 +356,17 @@ class Grader:
         self.written = scores.write_tables(self.grades_dir, complete) if complete else []
 
     def pytest_terminal_summary(self, terminalreporter):
-        if self.is_worker or not self.grading or not self.rows:
+        if self.is_worker or not self.grading or not (self.rows or self.not_graded):
             return
         tr = terminalreporter
         tr.section("TinyTorch grades")
         for warning in sorted(self.sandbox_warnings):
             tr.line(f"warning: {warning}", yellow=True)
+        for name, reason in self.not_graded:
+            tr.line(f"not graded: {self.submissions_dir.name}/{name!r}: {reason}", red=True)
         if self.collect_mode:
-            tr.line(scores.summary_table(self.rows))
+            if self.rows:
+                tr.line(scores.summary_table(self.rows))
             written = getattr(self, "written", [])
             tr.line(f"\nscore tables: {len(written)} written to {self.grades_dir}")
             for student, module in getattr(self, "incomplete", []):
@@ -439,7 +443,9 @@ def failure_message(excinfo, *, hidden: bool, when: str) -> str:
 
 
 def _clip(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
+    # One line of printable text: a student's exception message or type name must not carry
+    # terminal escape sequences into the instructor's terminal or the score table.
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

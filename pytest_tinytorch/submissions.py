@@ -17,6 +17,8 @@ from pathlib import Path
 from .registry import Module
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+UNSAFE_ID_REASON = ("a student id must be 1 to 64 letters, digits and . _ @ + -, starting with a letter or "
+                    "digit, so that it can name a score table; rename the folder")
 LOCAL = "local"   # the student id used in student mode
 
 
@@ -61,10 +63,11 @@ def find_notebook(folder: Path, module: Module) -> tuple[Path | None, str | None
     if not folder.is_dir():
         return None, f"no submission: the folder {folder.parent.name}/{folder.name}/ does not exist"
     expected = folder / f"{module.slug}.ipynb"
-    if expected.is_file():
-        return expected, None
-    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    candidates = [expected] if expected.is_file() else sorted(p for p in folder.glob("*.ipynb") if p.is_file())
     if len(candidates) == 1:
+        if candidates[0].is_symlink():  # it could lead to any file of the grading machine
+            return None, (f"{folder.parent.name}/{folder.name}/{candidates[0].name} is a symbolic link, "
+                          f"not a notebook file; submit the notebook itself")
         return candidates[0], None
     if not candidates:
         return None, f"no notebook in {folder.parent.name}/{folder.name}/: expected {expected.name}"

@@ -110,13 +110,19 @@ def parse_answer(text: str, nonce: str):
 
 
 # Runs inside the kernel, once, before the student's notebook. It keeps private references to
-# json, ast and the output stream, so later student code that rebinds those names cannot reach
-# them by name. It returns only text; the pytest process decides what that text means.
+# json, ast and the output stream, so later student code that rebinds those names does not break
+# it by accident. That is no defence against a hostile notebook, and need not be: it can rebind
+# the helper (its random name is in user_ns), patch json.dumps or sys.stdout, or rewrite the
+# grader's call with an input or AST transformer, and so print any answer line for a call. That
+# gives it nothing student code lacks (the answer is a function of the test's code and inputs,
+# which student code sees anyway): the answer is only plain data, and pytest decides what it is
+# worth. tests/test_hostile.py checks that every such forgery scores what hard-coding scores.
 KERNEL_HELPER = r'''
 def __tinytorch_install():
     import ast, json, sys, traceback
     import numpy
     shell = get_ipython()
+    shell.keepkernel_on_exit = True  # exit() in a notebook would stop the kernel 0.1 s later: a race
     out = sys.stdout
     ndarray, generic = numpy.ndarray, numpy.generic
     plain = (bool, int, str)
@@ -159,7 +165,7 @@ def __tinytorch_install():
         except BaseException:
             message = "<the exception's message could not be read>"
         names = [c.__name__ for c in type(err).__mro__]
-        frames = traceback.extract_tb(err.__traceback__)
+        frames = traceback.extract_tb(err.__traceback__)[1:]  # [0] is this helper's own frame
         where = [f"{f.name} line {f.lineno}: {f.line}" for f in frames if f.filename != "<test>"][-3:]
         return {"type": names[0], "mro": names, "message": message[:2000], "where": where}
 

@@ -113,3 +113,73 @@ class TinyCourse:
 def tiny(pytester) -> TinyCourse:
     pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
     return TinyCourse(Path(pytester.path))
+
+
+# --- helpers of the hostile, broken-input and load tests: a tiny class graded in a subprocess ---
+
+def tiny_course_at(root: Path, reference_package: bool = True) -> TinyCourse:
+    """A TinyCourse in any folder (for module-scoped runs), with a pytest.ini like `tiny`'s and,
+    optionally, the exported reference `tinytorch/core/tiny.py` a kernel must never import."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    course = TinyCourse(root)
+    if reference_package:
+        core = root / "tinytorch" / "core"
+        core.mkdir(parents=True)
+        (root / "tinytorch" / "__init__.py").write_text("")
+        (core / "__init__.py").write_text("")
+        (core / "tiny.py").write_text("def double(x):\n    return 2 * x\n\n\ndef halve(x):\n    return x / 2\n")
+    return course
+
+
+def grade_class(root: Path, *args: str, env: dict | None = None, timeout: float = 900):
+    """`pytest --collect-submissions ARGS` in `root`, in a subprocess; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+    environment = {**os.environ, **(env or {})}
+    environment.pop("PYTEST_XDIST_WORKER", None)
+    environment.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "--collect-submissions", *args],
+                          cwd=root, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def read_grades(root: Path) -> dict[str, list[dict]]:
+    """student -> rows of grades/<student>.csv."""
+    import csv
+    tables = {}
+    for path in sorted((root / "grades").glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as handle:
+            tables[path.stem] = list(csv.DictReader(handle))
+    return tables
+
+
+def tree_hashes(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """relative path -> sha256 of every file under root (except top-level folders in `skip`)."""
+    import hashlib
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in skip or "__pycache__" in rel.parts or not path.is_file():
+            continue
+        out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def once_per_run(tmp_path_factory, name: str, build) -> dict:
+    """`build(folder)` run once per test session, even across pytest-xdist workers (who would
+    each run a module-scoped fixture): the first worker builds under a file lock, the others
+    read its JSON result. `build` returns JSON-able data."""
+    import fcntl
+    import json
+    import os
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    folder, result = base / name, base / f"{name}.json"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            result.write_text(json.dumps(build(folder)))
+        return json.loads(result.read_text())
