@@ -61,10 +61,17 @@ def _student_id(folder_name: str, assignment: str | None) -> str:
 def _find_notebook(folder: Path, module: Module) -> Path | None:
     for candidate in (folder / "curriculum" / module.slug / f"{module.slug}.ipynb",
                       folder / module.slug / f"{module.slug}.ipynb", folder / f"{module.slug}.ipynb"):
-        if candidate.is_file():
+        if _inside(candidate, folder):
             return candidate
-    found = sorted(p for p in folder.rglob(f"{module.slug}.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    found = sorted(p for p in folder.rglob(f"{module.slug}.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts and _inside(p, folder))
     return found[0] if found else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """A regular file that really lies in the student's folder: a symbolic link in a student
+    repository could make collect copy any file of the instructor's machine into submitted/."""
+    return path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(folder.resolve())
 
 
 def _store(dest: Path, data: bytes, timestamp: str, module: Module) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
+
+from .safety import atomic_write
 
 COLUMNS = ["student", "module", "test", "points", "max_points", "outcome", "message", "duration_s", "hidden"]
 
@@ -35,21 +35,6 @@ def read_table(path: Path) -> list[dict]:
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def atomic_write(path: Path, text: str):
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def merge(existing: list[dict], new: list[dict]) -> list[dict]:

@@ -95,10 +95,16 @@ def test_collect_from_classroom_clones_folders_and_zip(course, tmp_path_factory)
     _student_repo(clones / "tinytorch-alice", full, "2026-09-12T10:00:00+00:00")
     _student_repo(clones / "tinytorch-bob", blank, "2026-09-14T09:30:00+00:00")
     (clones / "tinytorch-carol").mkdir()                       # cloned, but nothing in it
+    secret = tmp_path_factory.mktemp("instructor") / "secret.ipynb"
+    secret.write_text(nbformat.writes(full))
+    (clones / "tinytorch-mallory" / "curriculum" / "01_tensor").mkdir(parents=True)
+    (clones / "tinytorch-mallory" / "curriculum" / "01_tensor" / "01_tensor.ipynb").symlink_to(secret)
     lines = collect.collect(clones, course / "submitted", module, assignment="tinytorch")
     status = {(l.student, l.status) for l in lines}
     assert ("alice", "new") in status and ("bob", "new") in status and ("bob", "incomplete") in status
     assert ("carol", "missing") in status
+    assert ("mallory", "missing") in status                     # a symbolic link is not a submission
+    assert not (course / "submitted" / "mallory").exists()
     stamp = (course / "submitted/alice/01_tensor/timestamp.txt").read_text().strip()
     assert stamp == "2026-09-12T10:00:00+00:00"                 # the commit time, not the copy time
     # A second collection with a new commit keeps the earlier version.
