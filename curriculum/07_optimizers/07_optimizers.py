@@ -35,6 +35,8 @@
 # each part, then run `pytest --module 07_optimizers` in a terminal to see your points.
 
 # %% tags=["export"]
+import math
+
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
@@ -494,7 +496,9 @@ class Adam(Optimizer):
             v += (1 - beta2) * grad * grad
             bias_correction1 = 1 - beta1 ** t
             bias_correction2 = 1 - beta2 ** t
-            denom = np.sqrt(v) / np.sqrt(bias_correction2) + self.eps
+            # math.sqrt: a Python float keeps the arithmetic in float32 (NumPy's np.sqrt of a
+            # number is a float64 scalar, which would promote every parameter-sized array).
+            denom = np.sqrt(v) / math.sqrt(bias_correction2) + self.eps
             param.data -= (self.lr / bias_correction1) * m / denom
         ### END SOLUTION
 
