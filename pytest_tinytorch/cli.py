@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -221,9 +222,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_olympics(args) -> int:
+    """The Torch Olympics leaderboard of a folder of capstone submissions (module 20)."""
+    folder = Path(args.submissions)
+    if not folder.is_dir():
+        raise TinyTorchError(f"{folder} is not a folder: expected one sub-folder per student holding "
+                             f"submission.yaml and model.npz (see examples/olympics/README.md)")
+    # One BLAS thread, set before NumPy loads in the scorer's process: the latencies of small
+    # models are erratic when BLAS threads compete for the cores.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "tinytorch.olympics", str(folder)] + (["--csv", args.csv] if args.csv else [])
+    return subprocess.run(command, env=env).returncode
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tito", description="TinyTorch course tools")
-    sub = top.add_subparsers(dest="command", metavar="{export,module,system,nbgrader}")
+    sub = top.add_subparsers(dest="command", metavar="{export,module,system,nbgrader,olympics,demo}")
 
     def target(p):
         p.add_argument("module", nargs="?", help="01_tensor, 01 or tensor")
@@ -253,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
     course_options(p)
     p.set_defaults(run=cmd_status)
     module.set_defaults(run=lambda a: _help(module))
+
+    p = sub.add_parser("olympics", help="score a folder of Torch Olympics submissions and print the leaderboard")
+    p.add_argument("submissions", metavar="DIR", help="one folder per student: submission.yaml + model.npz")
+    p.add_argument("--csv", metavar="FILE", help="also write the leaderboard as CSV")
+    p.set_defaults(run=cmd_olympics)
 
     p = sub.add_parser("demo", help="grade the bundled sample class end to end and print its gradebook")
     p.add_argument("--to", default="demo-class", metavar="DIR", help="where to copy the class (default: demo-class)")

@@ -43,6 +43,13 @@ Later modules import your earlier work (`from tinytorch.core.tensor import Tenso
 module when you finish it. Your instructor also runs hidden tests with other inputs, and a TA
 grades your answers to the three ML-systems questions at the end of each notebook.
 
+## Milestones and projects
+
+`curriculum/milestones/` holds scripts that train real models with *your* package: run
+`python curriculum/milestones/digits_mlp.py` once modules 01-08 are exported (the table in
+`curriculum/milestones/README.md` says which modules each one needs). The project handouts are
+in `curriculum/projects/`; the capstone's leaderboard is `python -m tinytorch.olympics FOLDER`.
+
 If a notebook gets into a bad state, `tito module reset 01_tensor` restores the released one
 (your current notebook is kept as a timestamped backup beside it).
 """
@@ -94,6 +101,12 @@ def release_repository(root: Path, dest: Path, force: bool = False) -> list[str]
         log.append(f"{module.slug} tests: {write_guarded(folder / module.public_tests(root).name, tests, force=force)}")
         stub_export = export.render(source.notebook_cells(nb), f"curriculum/{module.slug}/{module.slug}.ipynb")
         log.append(f"{module.exports}: {write_guarded(dest / module.exports, stub_export, force=force)}")
+    # The milestones (scripts run against the student's own package) and the project handouts.
+    for path in sorted((root / "curriculum" / "milestones").glob("*.py")) + \
+            sorted((root / "curriculum").glob("milestones/README.md")) + \
+            sorted((root / "curriculum" / "projects").glob("*/README.md")):
+        rel = path.relative_to(root)
+        log.append(f"{rel.as_posix()}: {write_guarded(dest / rel, path.read_text(encoding='utf-8'), force=force)}")
     registry_text = (root / registry.REGISTRY_FILE).read_text(encoding="utf-8")
     write_guarded(dest / registry.REGISTRY_FILE, registry_text, force=force)
     # A student repository has no tests/ folder: its tests are the curriculum's graded tests.

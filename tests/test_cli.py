@@ -130,6 +130,7 @@ def test_student_repository_has_no_solutions_and_grades_zero(course, tmp_path_fa
     files = [p for p in dest.rglob("*") if p.is_file()]
     names = {p.relative_to(dest).as_posix() for p in files}
     assert "curriculum/01_tensor/01_tensor.ipynb" in names and "curriculum/01_tensor/test_01_tensor.py" in names
+    assert {"curriculum/milestones/digits_mlp.py", "curriculum/projects/midterm/README.md"} <= names
     assert not any(n.endswith("_hidden.py") or n.startswith("rubrics/") for n in names)
     assert not any(n == f"curriculum/{m.slug}/{m.slug}.py" for m in registry.load(course) for n in names), "no sources"
     text = "\n".join(p.read_text(errors="ignore") for p in files if p.suffix in (".py", ".ipynb", ".md"))
@@ -203,3 +204,8 @@ def test_export_replaces_its_own_output_but_not_hand_edits(course, capsys):
     assert tito("export", "01_tensor", "--force") == 0
     assert "my own helper" in next(target.parent.glob("tensor.py.*.bak")).read_text()
     assert "my own helper" not in target.read_text()
+
+
+def test_olympics_names_what_a_submissions_folder_holds(tmp_path, capsys):
+    assert tito("olympics", str(tmp_path / "nowhere")) == 2
+    assert "submission.yaml and model.npz" in capsys.readouterr().err
