@@ -49,3 +49,15 @@ def test_shards_are_stable_and_cover_everyone():
     shards = [submissions.shard_of(n, 4) for n in names]
     assert set(shards) == {1, 2, 3, 4}
     assert shards == [submissions.shard_of(n, 4) for n in names]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    from pytest_tinytorch.safety import _umask, atomic_write
+    fresh = tmp_path / "fresh.txt"
+    atomic_write(fresh, "a")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    atomic_write(kept, "new")
+    assert kept.read_text() == "new" and kept.stat().st_mode & 0o777 == 0o640
