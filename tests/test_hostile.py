@@ -2,8 +2,8 @@
 
 One class is graded once (module scope, `-n 2`, in a subprocess) on the tiny course: honest
 bystanders, honest "twins" (a wrong `double`, or answers hard-coded to 42) and one student per
-attack. An attack appends code to the full notebook that makes `double` wrong and then tries
-to get `double`'s tests passed anyway: patch the runner, rewrite the grader's calls, forge the
+attack. An attack appends code to the full notebook that makes `double` wrong (or hard-codes
+42, for forgers) and then tries to get `double`'s tests passed anyway: patch the runner, rewrite the grader's calls, forge the
 answer line, return objects that equal everything, read or write what it must not see, crash,
 hang or flood the kernel. Each attacker's rows must equal its twin's, test by test; the
 bystanders' rows must be exactly right; and no file outside grades/ may change.
@@ -407,8 +407,13 @@ BYSTANDERS = {"alice": ("full", 6.0), "bob": ("half", 4.0), "carol": ("blank", 0
 
 
 def _code(attack: str) -> str:
-    text = ATTACKS[attack][1]
+    twin, text = ATTACKS[attack]
     text = WRONG + textwrap.dedent(text[len(WRONG):]) if text.startswith(WRONG) else textwrap.dedent(text)
+    if twin == "const":
+        # A forger first hard-codes its twin's answers: whether or not its forgery takes effect
+        # in a given run, the only score it may get is the hard-coder's (its correct functions
+        # would otherwise earn full marks whenever the forgery did not apply).
+        text = CONST + "\n" + text
     return (text.replace("__FORGED__", FORGED).replace("__ROOT__", repr(str(ROOT_HOLDER[0])))
             .replace("__SECRET__", repr(SECRET)).replace("__MARKER__", repr(MARKER)))
 
