@@ -1,6 +1,6 @@
 """The quality bar of every module, checked by grading it like a class would be graded.
 
-For each module with a source, one `pytest --collect-submissions -n 2` run grades: the reference
+One `pytest --collect-submissions -n 2` run grades, for every module with a source: the reference
 notebook (must score 100% of public and hidden points), the released notebook (0 points, every
 test failed rather than errored), and one "knockout" notebook per solution region with only that
 region stubbed (must lose points: a graded test that cannot fail is a defect).
@@ -9,6 +9,7 @@ region stubbed (must lose points: a graded test that cannot fail is a defect).
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,40 +20,59 @@ import yaml
 
 from pytest_tinytorch import assignments, export, registry, source
 
+from conftest import once_per_run
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = [m for m in registry.load(ROOT) if m.source(ROOT).is_file()]
 IDS = [m.slug for m in MODULES]
 
 
-@pytest.fixture(scope="module", params=MODULES, ids=IDS)
-def graded(request, tmp_path_factory):
-    """Grade reference, release and every knockout of one module; returns (module, tables)."""
-    module = request.param
-    cells = source.read(module.source(ROOT))
-    regions = source.solution_regions(cells)
-    work = tmp_path_factory.mktemp(module.slug)
-    variants = {"reference": source.to_notebook(source.without_markers(cells)),
-                "release": assignments.student_notebook(cells, module.slug)}
-    for index, region in enumerate(regions):
-        variants[f"ko{index:02d}"] = source.to_notebook(source.without_markers(source.without_solutions(cells, only=region)))
-    for student, nb in variants.items():
-        folder = work / "submitted" / student / module.slug
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{module.slug}.ipynb")
+def _grade_modules(work: Path, slugs: set[str]) -> dict:
+    """One `pytest --collect-submissions -n 2` run grades every variant of the given modules (one
+    session: the start-up of pytest and its workers is paid once, not once per module).
+    Returns {slug: {"tasks": [...], "tables": {variant: rows}}}."""
+    plan = {}
+    for module in (m for m in MODULES if m.slug in slugs):
+        cells = source.read(module.source(ROOT))
+        regions = source.solution_regions(cells)
+        variants = {"reference": source.to_notebook(source.without_markers(cells)),
+                    "release": assignments.student_notebook(cells, module.slug)}
+        for index, region in enumerate(regions):
+            variants[f"ko{index:02d}"] = source.to_notebook(
+                source.without_markers(source.without_solutions(cells, only=region)))
+        for student, nb in variants.items():
+            folder = work / "submitted" / student / module.slug
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / f"{module.slug}.ipynb")
+        plan[module.slug] = {"tasks": [r.task for r in regions], "variants": list(variants)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-submissions", "--module", module.slug, "-n", "2",
+        [sys.executable, "-m", "pytest", "--collect-submissions", "-n", "2", "-p", "no:randomly",
          "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "-q", "--no-header",
          "--submissions-dir", str(work / "submitted"), "--grades-dir", str(work / "grades")],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200,
-        env={**__import__("os").environ, "TINYTORCH_GRADING_SECRET": "curriculum-check"},
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+        env={**os.environ, "TINYTORCH_GRADING_SECRET": "curriculum-check"},
     )
-    tables = {}
-    for student in variants:
-        path = work / "grades" / f"{student}.csv"
-        assert path.is_file(), f"no score table for {student}:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
-        with open(path, newline="") as handle:
-            tables[student] = list(csv.DictReader(handle))
-    return module, regions, tables
+    graded = {}
+    for slug, entry in plan.items():
+        tables = {}
+        for student in entry["variants"]:
+            path = work / "grades" / f"{student}.csv"
+            assert path.is_file(), f"no score table for {student}:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+            with open(path, newline="") as handle:
+                tables[student] = [row for row in csv.DictReader(handle) if row["module"] == slug]
+            assert tables[student], f"no rows of {slug} for {student}:\n{result.stdout[-3000:]}"
+        graded[slug] = {"tasks": entry["tasks"], "tables": tables}
+    return graded
+
+
+@pytest.fixture(params=MODULES, ids=IDS)
+def graded(request, tmp_path_factory):
+    """(module, solution-region tasks, {variant: rows}) of one module, from the shared run."""
+    # The modules this session selected (`-k 09_spatial` grades one module, not all of them).
+    slugs = {item.callspec.params["graded"].slug for item in request.session.items
+             if "graded" in getattr(getattr(item, "callspec", None), "params", {})}
+    entry = once_per_run(tmp_path_factory, "curriculum", lambda work: _grade_modules(work, slugs))[request.param.slug]
+    return request.param, entry["tasks"], entry["tables"]
 
 
 def _points(rows, hidden=None):
@@ -81,7 +101,7 @@ def test_release_scores_zero_without_plugin_errors(graded):
 def test_every_solution_region_is_graded(graded):
     module, regions, tables = graded
     full = _points(tables["reference"])[0]
-    survivors = [regions[i].task for i in range(len(regions)) if _points(tables[f"ko{i:02d}"])[0] >= full]
+    survivors = [regions[i] for i in range(len(regions)) if _points(tables[f"ko{i:02d}"])[0] >= full]
     assert not survivors, f"{module.slug}: no graded test fails when these are stubbed: {survivors}"
 
 
