@@ -83,6 +83,14 @@ class Grader:
         self.requested = list(config.getoption("tt_modules") or [])
         self.grading = self.collect_mode or bool(self.requested)
         self.is_worker = hasattr(config, "workerinput")
+        if self.collect_mode:
+            # A class has thousands of failing tests: their reasons are in the score tables, and
+            # pytest's failure summary grows with failures x reports (minutes for a big class).
+            # Unless asked for (--tb=short, -rf), print the grade table only.
+            if config.option.tbstyle == "auto":
+                config.option.tbstyle = "no"
+            if config.option.reportchars == "fE":
+                config.option.reportchars = "N"
         self.rows: list[dict] = []
         self._pending: dict[str, dict] = {}
         self._kernel: StudentKernel | None = None

@@ -86,6 +86,8 @@ def test_collect_submissions_grades_a_class(pytester, tiny_class):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=3 + 2, failed=7 * 3 - 5)  # alice: all 3 tests; bob: 2 of 3
     result.stdout.fnmatch_lines(["*TinyTorch grades*", "alice*6 / 6*", "bob*4 / 6*", "*score tables: 7 written*"])
+    # the grade table, not 16 tracebacks: the reasons are in the score tables
+    assert "= FAILURES =" not in result.stdout.str() and "short test summary" not in result.stdout.str()
     for student, expected in EXPECTED.items():
         rows = table(tiny_class, student)
         assert len(rows) == 3 and {r["module"] for r in rows} == {"01_tiny"}
@@ -152,3 +154,9 @@ def test_parallel_and_sharded_runs_write_the_same_tables(pytester, tiny):
     second = run("--shard", "2/2")
     assert first and second and not set(first) & set(second)
     assert {**first, **second} == serial
+
+
+def test_collect_mode_shows_failures_when_asked(pytester, tiny):
+    tiny.submit("bob", "half")
+    result = pytester.runpytest("--collect-submissions", "--tb=short", "-rf")
+    result.stdout.fnmatch_lines(["*= FAILURES =*", "*FAILED*test_halve*bob-01_tiny*"])

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_tinytorch.testing import assert_array, assert_exact
+from pytest_tinytorch.testing import assert_array, assert_exact, numeric_grads
 
 pytestmark = pytest.mark.module("06_autograd")
 
@@ -26,24 +26,6 @@ GRADS = (
 def f32(a):
     """The values a Tensor stores: float32 (the oracle then computes in float64)."""
     return np.asarray(a, dtype=np.float32).astype(np.float64)
-
-
-def numeric_grads(f, arrays, upstream, h=1e-6):
-    """Central differences of sum(f(*arrays) * upstream) with respect to each array, in float64."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for i, a in enumerate(arrays):
-        grad = np.zeros_like(a)
-        for index in np.ndindex(a.shape):
-            old = a[index]
-            a[index] = old + h
-            plus = np.sum(f(*arrays) * upstream)
-            a[index] = old - h
-            minus = np.sum(f(*arrays) * upstream)
-            a[index] = old
-            grad[index] = (plus - minus) / (2 * h)
-        grads.append(grad)
-    return grads
 
 
 def check_grads(student, expr, f, arrays, rng, rtol=1e-4, atol=1e-5):

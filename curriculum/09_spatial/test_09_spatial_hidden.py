@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pytest_tinytorch.kernel import StudentError
-from pytest_tinytorch.testing import assert_array
+from pytest_tinytorch.testing import assert_array, numeric_grads
 
 pytestmark = [pytest.mark.module("09_spatial"), pytest.mark.hidden]
 
@@ -69,23 +69,6 @@ def ref_pool(x, k, s, reduce):
         for j in range(ow):
             out[:, :, i, j] = reduce(np.asarray(x, np.float64)[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw], axis=(2, 3))
     return out
-
-
-def numeric_grads(f, arrays, upstream, h=1e-6):
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    grads = []
-    for a in arrays:
-        grad = np.zeros_like(a)
-        for index in np.ndindex(a.shape):
-            old = a[index]
-            a[index] = old + h
-            plus = np.sum(f(*arrays) * upstream)
-            a[index] = old - h
-            minus = np.sum(f(*arrays) * upstream)
-            a[index] = old
-            grad[index] = (plus - minus) / (2 * h)
-        grads.append(grad)
-    return grads
 
 
 def f32(rng, shape, scale=1.0):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pytest_tinytorch.kernel import StudentError
-from pytest_tinytorch.testing import assert_array
+from pytest_tinytorch.testing import assert_array, numeric_grads
 
 pytestmark = pytest.mark.module("13_transformers")
 
@@ -52,22 +52,6 @@ def gpt(p, tokens, heads, layers):
     return linear(p, "lm_head", layer_norm(x, p["ln_f.weight"], p["ln_f.bias"]))
 
 
-def numerical_grads(f, arrays, upstream, h=1e-6):
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            old = a[i]
-            a[i] = old + h
-            plus = np.sum(f(*arrays) * upstream)
-            a[i] = old - h
-            minus = np.sum(f(*arrays) * upstream)
-            a[i] = old
-            g[i] = (plus - minus) / (2 * h)
-        grads.append(g)
-    return grads
-
-
 LNFN = ("ts = [Tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w, b)]\n"
         "y = LayerNormFn.apply(*ts, eps=1e-5)\ny.backward(g)\n(y.data, [t.grad for t in ts])")
 
@@ -85,7 +69,7 @@ def test_layernorm_fn_backward_matches_central_differences(student, rng):
     x = rng.standard_normal((2, 3, 5)) * 2 + 1
     w, b, g = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((2, 3, 5))
     _, grads = student.value(LNFN, x=x, w=w, b=b, g=g)
-    expected = numerical_grads(lambda *a: layer_norm(*a), [x.copy(), w.copy(), b.copy()], g)
+    expected = numeric_grads(lambda *a: layer_norm(*a), [x.copy(), w.copy(), b.copy()], g)
     for name, got, want in zip(("x", "weight", "bias"), grads, expected):
         assert_array(got, want, rtol=1e-5, atol=1e-7, dtype=np.float64)  # x, weight, bias
 
@@ -131,7 +115,7 @@ def test_feedforward_fn_backward_matches_central_differences(student, rng):
 
     arrays = [a.copy() for a in (x, w1, b1, w2, b2)]
     assert_array(y, ffn(*arrays), rtol=1e-7, atol=1e-9, dtype=np.float64)
-    for got, want in zip(grads, numerical_grads(ffn, arrays, g)):
+    for got, want in zip(grads, numeric_grads(ffn, arrays, g)):
         assert_array(got, want, rtol=1e-5, atol=1e-7, dtype=np.float64)
 
 
