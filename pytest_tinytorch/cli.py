@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -228,11 +227,10 @@ def cmd_olympics(args) -> int:
     if not folder.is_dir():
         raise TinyTorchError(f"{folder} is not a folder: expected one sub-folder per student holding "
                              f"submission.yaml and model.npz (see examples/olympics/README.md)")
-    # One BLAS thread, set before NumPy loads in the scorer's process: the latencies of small
-    # models are erratic when BLAS threads compete for the cores.
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # The scorer's own command: it runs with one BLAS thread (the latencies of small models are
+    # erratic when BLAS threads compete for the cores), which must be set before NumPy loads.
     command = [sys.executable, "-m", "tinytorch.olympics", str(folder)] + (["--csv", args.csv] if args.csv else [])
-    return subprocess.run(command, env=env).returncode
+    return subprocess.run(command).returncode
 
 
 def parser() -> argparse.ArgumentParser:

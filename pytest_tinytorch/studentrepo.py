@@ -102,9 +102,9 @@ def release_repository(root: Path, dest: Path, force: bool = False) -> list[str]
         stub_export = export.render(source.notebook_cells(nb), f"curriculum/{module.slug}/{module.slug}.ipynb")
         log.append(f"{module.exports}: {write_guarded(dest / module.exports, stub_export, force=force)}")
     # The milestones (scripts run against the student's own package) and the project handouts.
-    for path in sorted((root / "curriculum" / "milestones").glob("*.py")) + \
-            sorted((root / "curriculum").glob("milestones/README.md")) + \
-            sorted((root / "curriculum" / "projects").glob("*/README.md")):
+    curriculum = root / "curriculum"
+    for path in sorted([*curriculum.glob("milestones/*.py"), *curriculum.glob("milestones/README.md"),
+                        *curriculum.glob("projects/*/README.md")]):
         rel = path.relative_to(root)
         log.append(f"{rel.as_posix()}: {write_guarded(dest / rel, path.read_text(encoding='utf-8'), force=force)}")
     registry_text = (root / registry.REGISTRY_FILE).read_text(encoding="utf-8")
