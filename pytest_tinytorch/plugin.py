@@ -31,6 +31,7 @@ GRADER_KEY = pytest.StashKey["Grader"]()
 INFO = "tinytorch"          # user_properties key: who, what, how many points (set at collection)
 RESULT = "tinytorch_result"  # user_properties key: the message of a failed test (set at run time)
 SHARD = re.compile(r"^(\d+)/(\d+)$")
+MAX_LISTED = 20            # unwritten score tables named one by one in the summary
 
 
 # --- options and markers ---------------------------------------------------------------------
@@ -360,6 +361,15 @@ class Grader:
         if self.is_worker or not self.grading or not self.collect_mode:
             return
         complete, incomplete = _complete_groups(self.rows)
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            # Submissions that never started have no rows at all: name them too, so the
+            # instructor knows whose old table (if any) is still the one on disk.
+            done = {(row["student"], row["module"]) for row in complete}
+            incomplete = sorted({(sub.student, sub.module) for subs in self.submissions.values()
+                                 for sub in subs} - done)
+            self.unwritten_reason = "run interrupted before all its tests ran"
+        else:
+            self.unwritten_reason = "not all of its tests ran: -k or --deselect chose only some, or a worker stopped"
         self.incomplete = incomplete
         self.written = scores.write_tables(self.grades_dir, complete) if complete else []
 
@@ -377,8 +387,12 @@ class Grader:
                 tr.line(scores.summary_table(self.rows))
             written = getattr(self, "written", [])
             tr.line(f"\nscore tables: {len(written)} written to {self.grades_dir}")
-            for student, module in getattr(self, "incomplete", []):
-                tr.line(f"not written (run interrupted before all its tests ran): {student} {module}", yellow=True)
+            incomplete = getattr(self, "incomplete", [])
+            for student, module in incomplete[:MAX_LISTED]:
+                tr.line(f"not written ({self.unwritten_reason}): {student} {module}", yellow=True)
+            if len(incomplete) > MAX_LISTED:
+                tr.line(f"not written ({self.unwritten_reason}): {len(incomplete) - MAX_LISTED} more "
+                        f"submissions; rerun the same command to grade them", yellow=True)
             return
         for module in sorted({row["module"] for row in self.rows}):
             rows = [row for row in self.rows if row["module"] == module]
