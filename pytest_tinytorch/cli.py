@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import assignments, collect, course, export, health, registry, source, studentrepo
+from . import assignments, checkpoints, collect, course, export, health, registry, source, studentrepo
 from .errors import TinyTorchError
 from .reports import commands
 from .reports.config import ConfigError
@@ -162,10 +162,36 @@ def cmd_autograde(args) -> int:
     return 0 if code in (0, 1) else code  # failed tests are grades, not errors of the command
 
 
+def cmd_checkpoints(args) -> int:
+    root = _root()
+    where = _course_dir(args, root)
+    course.require(where, "submitted")
+    shard = None
+    if args.shard:
+        first, _, count = args.shard.partition("/")
+        if not (first.isdigit() and count.isdigit() and 1 <= int(first) <= int(count)):
+            raise TinyTorchError(f"--shard expects I/N with 1 <= I <= N (e.g. --shard 2/8), got {args.shard!r}")
+        shard = (int(first), int(count))
+    chosen = checkpoints.select(root, args.milestone)
+    kind = "quick" if args.quick else "full"
+    print(f"checkpoints ({kind} runs): {', '.join(m.name for m in chosen)}", flush=True)
+    outcomes = checkpoints.grade(root, where, milestones=chosen, students=args.student, shard=shard,
+                                 quick=args.quick, seed=args.seed, jobs=args.n, isolation=args.sandbox)
+    achieved = sum(o.achieved for o in outcomes)
+    students = len({o.student for o in outcomes})
+    print(f"\n{achieved} of {len(outcomes)} checkpoints achieved by {students} students; "
+          f"tables in {where / 'grades' / checkpoints.FOLDER}")
+    return 0
+
+
 # --- reports (pytest_tinytorch.reports) ------------------------------------------------------
 
 def _as_of(args):
-    return dt.datetime.fromisoformat(args.as_of) if getattr(args, "as_of", None) else None
+    """--as-of: an ISO date or time; without a zone it is UTC (due dates are compared in UTC)."""
+    if not getattr(args, "as_of", None):
+        return None
+    when = dt.datetime.fromisoformat(args.as_of)
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def cmd_review(args) -> int:
@@ -284,7 +310,7 @@ def parser() -> argparse.ArgumentParser:
     system.set_defaults(run=lambda a: _help(system))
 
     nbg = sub.add_parser("nbgrader", help="instructor workflow: init, generate, release, collect, autograde")
-    nsub = nbg.add_subparsers(dest="action", metavar="{init,generate,release,collect,autograde,review,feedback,report}")
+    nsub = nbg.add_subparsers(dest="action", metavar="{init,generate,release,collect,autograde,checkpoints,review,feedback,report}")
     p = nsub.add_parser("init", help="create the course folders and course.yaml (idempotent)")
     p.add_argument("--name", default="ML Systems Engineering with TinyTorch")
     p.add_argument("--start", help="first day of week 1, YYYY-MM-DD (due dates follow the 16-week schedule)")
@@ -311,6 +337,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", help="parallel workers (pytest-xdist), e.g. 2 or auto")
     p.add_argument("--course", metavar="DIR", help="the course folder (default: this repository)")
     p.set_defaults(run=cmd_autograde)
+    p = nsub.add_parser("checkpoints", help="run the milestones against each student's own package (checkpoint achievements)")
+    p.add_argument("milestone", nargs="*", help="milestones to grade (default: all of curriculum/milestones/)")
+    p.add_argument("--student", action="append")
+    p.add_argument("--shard", metavar="I/N", help="grade only the I-th of N slices of the class (CI matrices)")
+    p.add_argument("--quick", action="store_true", help="the reduced runs of a few seconds (a dry run; the full runs are the targets)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=int, default=1, help="parallel runs (one kernel each), e.g. 2 on a 2-core machine")
+    p.add_argument("--sandbox", choices=["auto", "require", "off"], default="auto")
+    p.add_argument("--course", metavar="DIR", help="the course folder (default: this repository)")
+    p.set_defaults(run=cmd_checkpoints)
     p = nsub.add_parser("review", help="score sheet + HTML review page of the ML-systems answers (replaces formgrader)")
     p.add_argument("module")
     course_options(p)

@@ -20,7 +20,13 @@ def build(root: Path, module: registry.Module, package: Path, into: Path) -> Pat
     `module` and every later module. Returns `into`, the folder to put on PYTHONPATH."""
     modules = registry.load(root)
     index = [m.slug for m in modules].index(module.slug)
-    banned = {Path(m.exports).relative_to("tinytorch") for m in modules[index:]}
+    return build_with(package, into, banned={m.exports for m in modules[index:]})
+
+
+def build_with(package: Path, into: Path, *, banned=(), overlay: dict[str, str] | None = None) -> Path:
+    """Copy `package` into `into/tinytorch` leaving out the `banned` files and writing the
+    `overlay` texts over theirs (both keyed "tinytorch/core/tensor.py"). Returns `into`."""
+    banned = {Path(name).relative_to("tinytorch") for name in banned}
     target = into / "tinytorch"
 
     def ignore(folder, names):
@@ -28,6 +34,10 @@ def build(root: Path, module: registry.Module, package: Path, into: Path) -> Pat
         return {n for n in names if rel / n in banned or n == "__pycache__"}
 
     shutil.copytree(package, target, ignore=ignore, dirs_exist_ok=True)
+    for name, text in (overlay or {}).items():
+        path = into / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     # The sandboxed kernel runs as another user: it must be able to read the view.
     for path in [into, *into.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -16,7 +16,6 @@ are subprocesses with one BLAS thread, the copy first on PYTHONPATH, in an empty
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tinytorch import export, registry, source
+from pytest_tinytorch.checkpoints import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 MILESTONES = ROOT / "curriculum" / "milestones"
@@ -43,17 +43,6 @@ problems = milestone.check(result, quick=True)
 import tinytorch
 print("MILESTONE " + json.dumps({"result": result, "problems": problems, "package": tinytorch.__file__}, default=str))
 """
-
-
-def metadata(path: Path) -> dict:
-    """The module-level TITLE, REQUIRES and SABOTAGE literals, and the names it defines."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = {"functions": {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id in ("TITLE", "REQUIRES", "SABOTAGE"):
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-    return found
 
 
 def run_quick(path: Path, workdir: Path, package_parent: Path | None = None, timeout: float = 120):

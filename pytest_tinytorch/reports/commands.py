@@ -74,7 +74,12 @@ def status(course_dir: Path, student: str | None = None, export: Path | None = N
         if not len(table):
             return Outcome(f"no student {student!r} in {course_dir} (score tables, submitted/, roster)", paths)
         shown = table.drop(columns=["student"]).round(1)
-        return Outcome(tabulate(shown, headers="keys", tablefmt="simple", showindex=False) + _warnings(data), paths)
+        text = tabulate(shown, headers="keys", tablefmt="simple", showindex=False)
+        mine = data.checkpoints[data.checkpoints["student"] == student]
+        if len(mine):
+            rows = mine[["milestone", "achieved", "problems"]].assign(problems=mine["problems"].str.slice(0, 200))
+            text += "\n\ncheckpoints\n" + tabulate(rows, headers="keys", tablefmt="simple", showindex=False)
+        return Outcome(text + _warnings(data), paths)
     st = progress.status(computed.modules)
     counts = st.assign(cell=progress.label(st)).pivot(index="student", columns="module", values="cell")
     attention = progress.needs_attention(computed.modules, computed.graded)

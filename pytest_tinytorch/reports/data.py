@@ -3,6 +3,7 @@
     course.yaml                          due dates, late policy, extensions, weights, letters
     grades/<student>.csv                 score tables (pytest --collect-submissions)
     grades/manual/<module>.yaml          the TAs' score sheets
+    grades/checkpoints/<student>.csv     optional: the milestones run on each student's package
     grades/projects.csv                  optional: student, checkpoints, midterm, final
     grades/roster.csv                    optional: student, name, canvas_id, sis_user_id, sis_login_id, section
     submitted/<student>/<module>/        submissions and their timestamp.txt
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import checkpoints as cp
 from .. import registry
 from . import config as config_mod
 from . import grades as g
@@ -42,6 +44,8 @@ class CourseData:
     roster: pd.DataFrame
     as_of: dt.datetime
     warnings: list[str] = field(default_factory=list)
+    checkpoints: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=cp.COLUMNS))
+    milestones: dict[str, tuple[str, ...]] = field(default_factory=dict)   # name -> modules required
 
 
 @dataclass
@@ -93,6 +97,16 @@ def load_course(course_dir: Path, root: Path | None = None, modules: list[str] |
                       submissions, g.read_projects(course_dir / "grades" / "projects.csv"),
                       read_roster(course_dir / "grades" / "roster.csv"),
                       as_of or dt.datetime.now(dt.timezone.utc))
+    tables = [cp.read(folder) for folder in (grades_dirs or [course_dir / "grades"])]
+    data.checkpoints = pd.concat(tables, ignore_index=True).drop_duplicates(["student", "milestone"], keep="last")
+    if len(data.checkpoints):
+        data.milestones = {m.name: m.requires for m in cp.discover(root)}
+        if data.projects["checkpoints"].notna().any():
+            data.warnings.append("grades/projects.csv's checkpoints column is ignored: grades/checkpoints/ "
+                                 "holds the graded checkpoints (`tito nbgrader checkpoints`)")
+        unknown = sorted(set(data.checkpoints["milestone"]) - set(data.milestones))
+        if unknown:
+            data.warnings.append(f"checkpoint rows of unknown milestone(s) ignored: {', '.join(unknown)}")
     if not have_folders:
         data.warnings.append("no submitted/ folder: submission times unknown, no late penalties applied; "
                              "submissions are inferred from the score tables")
@@ -108,10 +122,17 @@ def load_course(course_dir: Path, root: Path | None = None, modules: list[str] |
 
 def compute(data: CourseData) -> Computed:
     """Module and course grades of a loaded course (pure)."""
-    students = sorted(set(data.roster["student"]) | set(data.projects["student"]))
+    students = sorted(set(data.roster["student"]) | set(data.projects["student"]) | set(data.checkpoints["student"]))
     scores = data.scores[data.scores["module"].isin(data.modules)]
     graded = g.graded_modules(data.config, data.modules, data.as_of, scores)
     modules = g.module_grades(scores, data.sheet, data.submissions[data.submissions["module"].isin(data.modules)],
                               data.config, data.modules, data.rubrics, students)
-    course = g.course_grades(modules, data.config, graded, data.projects)
+    projects = data.projects
+    if len(data.checkpoints):
+        # A checkpoint counts once every module it requires is graded (due by as_of).
+        counted = [name for name, requires in data.milestones.items() if set(requires) <= set(graded)]
+        percent = g.checkpoint_percent(data.checkpoints, counted)
+        projects = projects.drop(columns="checkpoints").merge(
+            percent.rename("checkpoints").reset_index(), on="student", how="outer")
+    course = g.course_grades(modules, data.config, graded, projects)
     return Computed(modules, course, graded, g.apply_overrides(scores, data.sheet.overrides))

@@ -56,8 +56,10 @@ def gradebook_csv(book: pd.DataFrame) -> str:
 
 
 def gradebook_table(book: pd.DataFrame) -> str:
-    """The gradebook for a terminal: module percents, total and letter."""
-    cols = ["student", *[c for c in book.columns if c.endswith("_pct") and c != "total_pct"], "total_pct", "letter"]
+    """The gradebook for a terminal: module percents, the projects graded so far, total and letter."""
+    projects = [c for c in ("checkpoints", "midterm", "final") if c in book.columns and book[c].notna().any()]
+    cols = ["student", *[c for c in book.columns if c.endswith("_pct") and c != "total_pct"], *projects,
+            "total_pct", "letter"]
     shown = book[cols].rename(columns=lambda c: c[:-4] if c.endswith("_pct") else c)
     return tabulate(shown.round(1).fillna(""), headers="keys", tablefmt="simple", showindex=False)
 

@@ -17,7 +17,10 @@ The rules (INSTRUCTOR_GUIDE.md "Grading Components" and "Assessment Strategy"):
   reported (``has_timestamp = False``);
 * course percent = weights.modules * mean(module percent over the graded modules: registered,
   in course.yaml and due by `as_of`; a module not submitted counts 0)
-  + checkpoints/midterm/final weights * grades/projects.csv percentages (missing: 0).
+  + checkpoints/midterm/final weights * their percentages (missing: 0): midterm and final from
+  grades/projects.csv; checkpoints from grades/checkpoints/ when it holds results (100 *
+  achieved / counted milestones, a milestone counted once every module it requires is graded),
+  else from projects.csv.
 """
 
 from __future__ import annotations
@@ -165,8 +168,9 @@ def parse_submissions(df: pd.DataFrame) -> pd.DataFrame:
 def lateness(submissions: pd.DataFrame, config: CourseConfig) -> pd.DataFrame:
     """Per submission: due (with extension), minutes_late, days_late, late_penalty (0..1)."""
     df = submissions.copy()
-    due = pd.Series({m: pd.Timestamp(t).tz_convert("UTC") for m, t in config.due.items()}, dtype="datetime64[ns, UTC]")
-    df["due"] = df["module"].map(due)
+    due = {m: pd.Timestamp(t).tz_convert("UTC") for m, t in config.due.items()}
+    # (mapping through a dict: an empty datetime Series cannot be mapped in pandas 2)
+    df["due"] = pd.to_datetime(df["module"].map(due), utc=True)
     ext = pd.Series(config.extensions, dtype=float)
     if len(ext):
         keys = pd.MultiIndex.from_frame(df[["student", "module"]])
@@ -265,18 +269,31 @@ PROJECT_COLUMNS = ["checkpoints", "midterm", "final"]
 
 
 def read_projects(path: Path) -> pd.DataFrame:
-    """grades/projects.csv: student, checkpoints, midterm, final (percentages); empty when absent."""
+    """grades/projects.csv: student and any of checkpoints, midterm, final (percentages); a
+    column left out counts as not graded yet. Empty when the file is absent."""
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame(columns=["student", *PROJECT_COLUMNS])
     df = pd.read_csv(path, dtype={"student": str})
-    missing = [c for c in ["student", *PROJECT_COLUMNS] if c not in df.columns]
-    if missing:
+    if "student" not in df.columns or not set(PROJECT_COLUMNS) & set(df.columns):
         from .config import ConfigError
-        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected student,checkpoints,midterm,final")
+        raise ConfigError(f"{path}: expected the columns student and any of {', '.join(PROJECT_COLUMNS)} "
+                          f"(percentages), got {', '.join(map(str, df.columns))}")
+    df = df.reindex(columns=["student", *PROJECT_COLUMNS])
     for c in PROJECT_COLUMNS:
         df[c] = pd.to_numeric(df[c], errors="coerce")
-    return df[["student", *PROJECT_COLUMNS]]
+    return df
+
+
+def checkpoint_percent(table: pd.DataFrame, counted: list[str]) -> pd.Series:
+    """Per student: 100 * (counted milestones achieved) / (counted milestones). `table` is
+    checkpoints.read()'s (student, milestone, achieved); a counted milestone without a row is
+    not achieved."""
+    if not counted:
+        return pd.Series(0.0, index=pd.Index(sorted(set(table["student"])), name="student"))
+    rows = table[table["milestone"].isin(counted)]
+    achieved = rows.groupby("student")["achieved"].sum().reindex(sorted(set(table["student"])), fill_value=0)
+    return (100.0 * achieved / len(counted)).astype(float).rename_axis("student")
 
 
 def course_grades(grades: pd.DataFrame, config: CourseConfig, graded: list[str],
