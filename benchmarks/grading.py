@@ -1,6 +1,6 @@
 """Grading throughput: TinyTorch's grader against the floor of merely executing the notebooks.
 
-    python benchmarks/grading.py [--students 12] [--workers 2]
+    python benchmarks/grading.py [--students 12] [--workers 2] [--nbgrader PATH/TO/bin/nbgrader]
 
 Makes N synthetic submissions of 01_tensor (a mix of complete and partly stubbed notebooks),
 then, in one run on this machine:
@@ -8,7 +8,12 @@ then, in one run on this machine:
 1. grades them with `pytest --collect-submissions` serially and with `-n WORKERS`;
 2. executes the same notebooks with nbclient (the floor: start a kernel, run every cell), serially
    and with WORKERS processes; and the same without the systems-analysis cells, which the grader
-   skips (students run them; they only measure).
+   skips (students run them; they only measure);
+3. with --nbgrader: `nbgrader autograde` on the same submissions, in an nbgrader course made from
+   the same module (nbgrader is never a dependency: install it in a virtualenv of its own,
+   `python -m venv /tmp/nbg && /tmp/nbg/bin/pip install nbgrader`, and pass its executable).
+   The module's inline check cells become nbgrader's autograder test cells (1 point each), so
+   nbgrader, like our grader, checks something; its `generate_assignment` step is not timed.
 
 Prints seconds per submission and the ratios, measured in the same run. BLAS is pinned to one
 thread (OPENBLAS_NUM_THREADS=1), as the grader does for its kernels.
@@ -85,11 +90,56 @@ def grade(folder: Path, workers: int) -> float:
     return elapsed
 
 
+def nbgrader_course(folder: Path, paths: list[Path], nbgrader: str) -> Path:
+    """An nbgrader course of 01_tensor holding the same submissions, assignment generated."""
+    from pytest_tinytorch import assignments
+    course = folder / "nbgrader"
+    module = registry.resolve(ROOT, "01_tensor")
+    nb = assignments.instructor_notebook(source.read(module.source(ROOT)), module.slug)
+    for cell in nb.cells:
+        meta = cell.metadata["nbgrader"]
+        if cell.cell_type == "code" and not meta["solution"] and "assert" in cell.source \
+                and "analysis" not in cell.metadata.get("tags", []):
+            meta.update(grade=True, points=1, locked=True)
+    (course / "source" / module.slug).mkdir(parents=True)
+    nbformat.write(nb, course / "source" / module.slug / f"{module.slug}.ipynb")
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.course_id = 'benchmark'\nc.ExecutePreprocessor.timeout = 600\n")
+    env = _nbgrader_env(nbgrader)
+    subprocess.run([nbgrader, "generate_assignment", module.slug, "--force"], cwd=course, env=env,
+                   capture_output=True, check=True)
+    for path in paths:   # the same notebooks, with the source's nbgrader cell metadata
+        sub = nbformat.read(path, as_version=4)
+        for cell, meta_cell in zip(sub.cells, nb.cells):
+            cell.metadata = meta_cell.metadata
+        target = course / "submitted" / path.parents[1].name / module.slug / path.name
+        target.parent.mkdir(parents=True)
+        nbformat.write(sub, target)
+    return course
+
+
+def _nbgrader_env(nbgrader: str) -> dict:
+    # nbgrader runs helpers (alembic) from its own environment's bin folder.
+    return {**os.environ, "PATH": str(Path(nbgrader).parent) + os.pathsep + os.environ["PATH"]}
+
+
+def nbgrader_autograde(course: Path, nbgrader: str, n: int) -> float:
+    start = time.perf_counter()
+    subprocess.run([nbgrader, "autograde", "01_tensor", "--force"], cwd=course, env=_nbgrader_env(nbgrader),
+                   capture_output=True, check=True)
+    elapsed = time.perf_counter() - start
+    graded = list((course / "autograded").glob("*/01_tensor/01_tensor.ipynb"))
+    assert len(graded) == n, f"nbgrader autograded {len(graded)} of {n} submissions"
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--nbgrader", metavar="EXECUTABLE", help="nbgrader's executable, in a virtualenv of its own")
     args = parser.parse_args()
+    nbgrader_seconds = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = make_class(folder, args.students)
@@ -100,11 +150,18 @@ def main() -> None:
             f_all = floor(paths, workers, skip_analysis=False)
             f_graded = floor(paths, workers, skip_analysis=True)
             rows.append((workers, g / n, f_all / n, f_graded / n))
+        if args.nbgrader:
+            nbgrader_seconds = nbgrader_autograde(nbgrader_course(folder, paths, args.nbgrader), args.nbgrader, n)
     print(f"01_tensor, {n} submissions, 19 graded tests each (public + hidden)\n")
     print(f"{'workers':>7} {'grader s/sub':>13} {'floor s/sub':>12} {'floor w/o analysis':>19} "
           f"{'grader/floor':>13} {'grader/floor w/o analysis':>26}")
     for workers, g, fa, fg in rows:
         print(f"{workers:>7} {g:>13.3f} {fa:>12.3f} {fg:>19.3f} {g / fa:>13.2f} {g / fg:>26.2f}")
+    if nbgrader_seconds is not None:
+        per = nbgrader_seconds / n
+        print(f"\nnbgrader autograde (serial, the whole command): {per:.3f} s/sub; "
+              f"TinyTorch is {per / rows[0][1]:.2f}x faster serially, {per / rows[-1][1]:.2f}x with "
+              f"{rows[-1][0]} workers")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import export, packageview, registry, sandbox, source, submissions
+from . import packageview, registry, sandbox, submissions
 from .errors import TinyTorchError
-from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel, load_notebook
+from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
 from .safety import atomic_write
 from .wire import NotPlainData, WireError
 
@@ -134,22 +134,6 @@ class Outcome:
     seconds: float         # wall-clock time of the run, start-up included
 
 
-def student_package(root: Path, milestone: Milestone, notebooks: dict[str, Path], into: Path) -> Path:
-    """The tinytorch a student's checkpoint imports: the course's package with the export of
-    every module the milestone requires rendered from the student's own notebook. A damaged
-    notebook raises NotebookProblem naming it."""
-    overlay = {}
-    for slug in milestone.requires:
-        module = registry.resolve(root, slug)
-        path = notebooks[slug]
-        try:
-            cells = source.notebook_cells(load_notebook(path))
-        except NotebookProblem as problem:
-            raise NotebookProblem(f"{path.parent.name}/{problem}") from None
-        overlay[module.exports] = export.render(cells, f"{path.parent.name}/{path.name}")
-    return packageview.build_with(Path(root) / "tinytorch", into, overlay=overlay)
-
-
 def grade_one(root: Path, submitted: Path, student: str, milestone: Milestone, *, quick: bool = False,
               seed: int = 0, isolation: str = "auto", limits: sandbox.Limits = LIMITS,
               call_timeout: float = CALL_TIMEOUT) -> Outcome:
@@ -172,7 +156,7 @@ def grade_one(root: Path, submitted: Path, student: str, milestone: Milestone, *
     kernel = None
     try:
         try:
-            view = student_package(root, milestone, notebooks, scratch)
+            view = packageview.from_notebooks(root, Path(root) / "tinytorch", scratch, notebooks)
         except NotebookProblem as problem:
             return outcome([str(problem)])
         kernel = StudentKernel(nbformat.v4.new_notebook(), label=f"{student}/{milestone.name}", timeout=120,

@@ -32,7 +32,7 @@ def _root() -> Path:
 
 def _modules(root: Path, name: str | None, everything: bool):
     if everything:
-        return [m for m in registry.load(root) if m.source(root).is_file() or m.notebook(root).is_file()]
+        return [m for m in registry.assignments(root) if m.source(root).is_file() or m.notebook(root).is_file()]
     if not name:
         raise TinyTorchError("name a module (e.g. 01_tensor) or pass --all")
     return [registry.resolve(root, name)]
@@ -56,6 +56,9 @@ def _course_dir(args, root: Path) -> Path:
 def cmd_export(args) -> int:
     root = _root()
     for module in _modules(root, args.module, args.all):
+        if not module.exports:
+            print(f"{module.slug}: a project, nothing to export (it runs on the modules you exported)")
+            continue
         path, outcome = export.export(root, module, force=args.force)
         print(f"{module.slug} -> {path.relative_to(root)}: {outcome}")
     return 0

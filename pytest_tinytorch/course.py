@@ -24,9 +24,9 @@ CONFIG = "course.yaml"
 
 
 def default_config(root: Path, name: str, start: dt.date) -> dict:
-    """A course.yaml: each module due on the Sunday of its week of the 16-week schedule."""
+    """A course.yaml: each module (and project) due on the Sunday of its week of the 16-week schedule."""
     modules = {}
-    for module in registry.load(root):
+    for module in registry.assignments(root):
         due = dt.datetime.combine(start + dt.timedelta(weeks=module.week - 1, days=6), dt.time(23, 59),
                                   tzinfo=dt.timezone.utc)
         modules[module.slug] = {"due": due.isoformat()}

@@ -76,7 +76,7 @@ def sandbox_check() -> Check:
 
 def curriculum(root: Path) -> list[Check]:
     out = []
-    for module in registry.load(root):
+    for module in registry.assignments(root):
         folder = module.folder(root)
         if not folder.is_dir():
             out.append(Check(f"module {module.slug}", "ok", "planned (not in this repository yet)"))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from . import packageview, registry, scores, source, submissions
+from . import packageview, registry, sandbox, scores, source, submissions
 from .errors import UnknownModuleError
 from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
 from .submissions import LOCAL, Submission
@@ -30,6 +30,7 @@ from .wire import NotPlainData, WireError
 GRADER_KEY = pytest.StashKey["Grader"]()
 INFO = "tinytorch"          # user_properties key: who, what, how many points (set at collection)
 RESULT = "tinytorch_result"  # user_properties key: the message of a failed test (set at run time)
+NOTE = "tinytorch_note"      # user_properties key: a note for the run's summary (e.g. course code used)
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 MAX_LISTED = 20            # unwritten score tables named one by one in the summary
 
@@ -99,6 +100,8 @@ class Grader:
         self._views: dict[str, Path] = {}
         self._views_dir: Path | None = None
         self.sandbox_warnings: set[str] = set()
+        self.view_notes: dict[str, list[str]] = {}   # submission key -> notes about its package view
+        self.notes: set[str] = set()                 # those notes, as reported by the tests (any worker)
         self.not_graded: list[tuple[str, str]] = []   # (submission folder, why it was not graded)
         if not self.grading:
             if config.getoption("tt_students") or config.getoption("tt_shard"):
@@ -144,7 +147,7 @@ class Grader:
         self.submissions = self._find_submissions()
         if self.config.args_source != pytest.Config.ArgsSource.ARGS:
             # No paths given: collect the graded tests of every module (others are deselected).
-            folders = sorted({str(m.folder(self.root)) for m in registry.load(self.root) if m.folder(self.root).is_dir()})
+            folders = sorted({str(m.folder(self.root)) for m in registry.assignments(self.root) if m.folder(self.root).is_dir()})
             self.config.args[:] = folders
         # A submission's tests share one kernel: send them all to the same xdist worker. The
         # controller schedules by group; workers re-parse the command line (where `-n 2` alone
@@ -182,7 +185,7 @@ class Grader:
         names = submissions.students(self.submissions_dir)
         if not modules:
             present = {p.name for s in names for p in (self.submissions_dir / s).iterdir() if p.is_dir()}
-            modules = [m for m in registry.load(self.root) if m.slug in present]
+            modules = [m for m in registry.assignments(self.root) if m.slug in present]
         # A folder whose name cannot name a score table is not graded; the summary lists it.
         self.not_graded = [(name, submissions.UNSAFE_ID_REASON) for name in names if not submissions.SAFE_ID.match(name)]
         for name, reason in self.not_graded:
@@ -262,9 +265,16 @@ class Grader:
             notebook = sub.notebook
             if notebook is None:  # course repository: the reference notebook, built from its source
                 notebook = source.to_notebook(source.without_markers(source.read(sub.source)))
-            kernel = StudentKernel(notebook, label=sub.key, timeout=self.notebook_timeout,
-                                   call_timeout=self.test_timeout, isolation=self.isolation,
-                                   package_view=self.package_view(sub.module))
+            module = registry.resolve(self.root, sub.module)
+            limits = sandbox.Limits(cpu_seconds=module.cpu_seconds) if module.cpu_seconds else None
+            try:
+                view = self.package_view(sub)
+            except NotebookProblem as problem:
+                kernel = _Unusable(f"your package could not be built from your module notebooks: {problem}")
+            else:
+                kernel = StudentKernel(notebook, label=sub.key, timeout=module.notebook_timeout or self.notebook_timeout,
+                                       call_timeout=module.test_timeout or self.test_timeout,
+                                       isolation=self.isolation, package_view=view, limits=limits)
         self._kernel, self._kernel_key = kernel, sub.key
         return kernel
 
@@ -275,23 +285,48 @@ class Grader:
             self._kernel.close()
         self._kernel = self._kernel_key = None
 
-    def package_view(self, slug: str) -> Path | None:
-        """The tinytorch a kernel grading `slug` may import: earlier modules only (packageview.py)."""
+    def package_view(self, sub: Submission) -> Path | None:
+        """The tinytorch a kernel grading `sub` may import (packageview.py): for a module, the
+        course's package with that module and later ones left out (one view per module); for a
+        project in class mode, the student's own package: the modules it requires rendered from
+        the student's submitted notebooks (the released stubs for any not submitted)."""
         package = self.root / "tinytorch"
         if not package.is_dir():
             return None
-        if slug not in self._views:
-            if self._views_dir is None:
-                self._views_dir = Path(tempfile.mkdtemp(prefix="tt-views-"))
-                self._views_dir.chmod(0o755)
-            into = self._views_dir / slug
-            into.mkdir()
-            self._views[slug] = packageview.build(self.root, registry.resolve(self.root, slug), package, into)
-        return self._views[slug]
+        module = registry.resolve(self.root, sub.module)
+        key = sub.key if module.is_project and self.collect_mode else sub.module
+        if key in self._views:
+            return self._views[key]
+        if module.is_project and self.collect_mode:
+            # One student's package at a time: the previous student's is no longer needed.
+            for old in [k for k in self._views if k not in registry_slugs(self.root)]:
+                shutil.rmtree(self._views.pop(old), ignore_errors=True)
+        if self._views_dir is None:
+            self._views_dir = Path(tempfile.mkdtemp(prefix="tt-views-"))
+            self._views_dir.chmod(0o755)
+        into = self._views_dir / key
+        into.mkdir()
+        if not module.is_project:
+            view = packageview.build(self.root, module, package, into)
+        elif not self.collect_mode:
+            view = packageview.build_with(package, into)   # the student's (or course's) whole package
+        else:
+            notebooks = {}
+            for slug in module.requires:
+                notebook, _ = submissions.find_notebook(self.submissions_dir / sub.student / slug,
+                                                        registry.resolve(self.root, slug))
+                notebooks[slug] = notebook
+                if notebook is None:
+                    self.view_notes.setdefault(sub.key, []).append(
+                        f"{sub.student}/{sub.module} ran with the released stubs of {slug} (no {slug} notebook submitted)")
+            view = packageview.from_notebooks(self.root, package, into, notebooks)
+        self._views[key] = view
+        return view
 
-    def seed_for(self, request) -> int:
-        """Public tests: a fixed seed per test. Hidden tests: a secret per class, per student."""
-        name = request.node.originalname
+    def seed_for(self, request, shared: bool = False) -> int:
+        """Public tests: a fixed seed per test. Hidden tests: a secret per class, per student.
+        `shared`: the same seed for every test of the submission (not per test)."""
+        name = "(shared)" if shared else request.node.originalname
         module = request.node.get_closest_marker("module").args[0]
         if request.node.get_closest_marker("hidden"):
             sub = request.node.callspec.params["_tinytorch_submission"]
@@ -326,6 +361,7 @@ class Grader:
         return report
 
     def pytest_runtest_logreport(self, report):
+        self.notes.update(value for key, value in report.user_properties if key == NOTE)
         props = dict(report.user_properties)
         info = props.get(INFO)
         if info is None:
@@ -382,6 +418,8 @@ class Grader:
             tr.line(f"warning: {warning}", yellow=True)
         for name, reason in self.not_graded:
             tr.line(f"not graded: {self.submissions_dir.name}/{name!r}: {reason}", red=True)
+        for note in sorted(self.notes):
+            tr.line(f"note: {note}", yellow=True)
         if self.collect_mode:
             if self.rows:
                 tr.line(scores.summary_table(self.rows))
@@ -427,6 +465,10 @@ def _submission(item) -> Submission | None:
 def _sub_key(item):
     sub = _submission(item)
     return sub.key if sub is not None else None
+
+
+def registry_slugs(root) -> set[str]:
+    return {m.slug for m in registry.assignments(root)}
 
 
 def _complete_groups(rows):
@@ -476,7 +518,19 @@ def _clip(text: str, limit: int = 500) -> str:
 @pytest.fixture
 def student(request, _tinytorch_submission):
     """This test's handle on the student's executed notebook: `student.value(code, **inputs)`."""
-    return request.config.stash[GRADER_KEY].kernel_for(_tinytorch_submission)
+    grader = request.config.stash[GRADER_KEY]
+    kernel = grader.kernel_for(_tinytorch_submission)
+    for note in grader.view_notes.get(_tinytorch_submission.key, []):
+        request.node.user_properties.append((NOTE, note))
+    return kernel
+
+
+@pytest.fixture
+def grading_seed(request) -> int:
+    """An int shared by every test of one submission: fixed in public tests, a grading-time
+    secret (per class, per student) in hidden tests. For work several tests share, such as a
+    model trained once and then judged by several tests."""
+    return request.config.stash[GRADER_KEY].seed_for(request, shared=True) % 2**31
 
 
 @pytest.fixture

@@ -47,8 +47,10 @@ grades your answers to the three ML-systems questions at the end of each noteboo
 
 `curriculum/milestones/` holds scripts that train real models with *your* package: run
 `python curriculum/milestones/digits_mlp.py` once modules 01-08 are exported (the table in
-`curriculum/milestones/README.md` says which modules each one needs). The project handouts are
-in `curriculum/projects/`; the capstone's leaderboard is `python -m tinytorch.olympics FOLDER`.
+`curriculum/milestones/README.md` says which modules each one needs). The midterm project is a
+notebook graded like a module, `curriculum/midterm/midterm.ipynb` (`pytest --module midterm`;
+handout in its README): it runs on your own exported package. The final project's handout is
+in `curriculum/projects/final/`; the capstone's leaderboard is `python -m tinytorch.olympics FOLDER`.
 
 If a notebook gets into a bad state, `tito module reset 01_tensor` restores the released one
 (your current notebook is kept as a timestamped backup beside it).
@@ -74,7 +76,7 @@ def release_repository(root: Path, dest: Path, force: bool = False) -> list[str]
     """Write the student repository for every module that has a source; returns what happened."""
     dest = Path(dest).resolve()
     log: list[str] = []
-    modules = [m for m in registry.load(root) if m.source(root).is_file()]
+    modules = [m for m in registry.assignments(root) if m.source(root).is_file()]
     exported = {m.exports for m in registry.load(root)}
     # The plugin and the tools, as they are.
     _copy_package(root / "pytest_tinytorch", dest / "pytest_tinytorch", force, log)
@@ -99,8 +101,11 @@ def release_repository(root: Path, dest: Path, force: bool = False) -> list[str]
         write_guarded(folder / ".released" / f"{module.slug}.ipynb", text, force=True)
         tests = module.public_tests(root).read_text(encoding="utf-8")
         log.append(f"{module.slug} tests: {write_guarded(folder / module.public_tests(root).name, tests, force=force)}")
-        stub_export = export.render(source.notebook_cells(nb), f"curriculum/{module.slug}/{module.slug}.ipynb")
-        log.append(f"{module.exports}: {write_guarded(dest / module.exports, stub_export, force=force)}")
+        for path in sorted(module.folder(root).glob("*.md")):   # a project's handout
+            log.append(f"{path.relative_to(root).as_posix()}: {write_guarded(folder / path.name, path.read_text(encoding='utf-8'), force=force)}")
+        if module.exports:
+            stub_export = export.render(source.notebook_cells(nb), f"curriculum/{module.slug}/{module.slug}.ipynb")
+            log.append(f"{module.exports}: {write_guarded(dest / module.exports, stub_export, force=force)}")
     # The milestones (scripts run against the student's own package) and the project handouts.
     curriculum = root / "curriculum"
     for path in sorted([*curriculum.glob("milestones/*.py"), *curriculum.glob("milestones/README.md"),

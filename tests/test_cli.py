@@ -130,11 +130,12 @@ def test_student_repository_has_no_solutions_and_grades_zero(course, tmp_path_fa
     files = [p for p in dest.rglob("*") if p.is_file()]
     names = {p.relative_to(dest).as_posix() for p in files}
     assert "curriculum/01_tensor/01_tensor.ipynb" in names and "curriculum/01_tensor/test_01_tensor.py" in names
-    assert {"curriculum/milestones/digits_mlp.py", "curriculum/projects/midterm/README.md"} <= names
+    assert {"curriculum/milestones/digits_mlp.py", "curriculum/projects/final/README.md",
+            "curriculum/midterm/README.md", "curriculum/midterm/midterm.ipynb", "curriculum/midterm/test_midterm.py"} <= names
     assert not any(n.endswith("_hidden.py") or n.startswith("rubrics/") for n in names)
-    assert not any(n == f"curriculum/{m.slug}/{m.slug}.py" for m in registry.load(course) for n in names), "no sources"
+    assert not any(n == f"curriculum/{m.slug}/{m.slug}.py" for m in registry.assignments(course) for n in names), "no sources"
     text = "\n".join(p.read_text(errors="ignore") for p in files if p.suffix in (".py", ".ipynb", ".md"))
-    for module in registry.load(course):
+    for module in registry.assignments(course):
         if not module.source(course).is_file():
             continue
         cells = source.read(module.source(course))

@@ -1,4 +1,4 @@
-"""The quality bar of every module, checked by grading it like a class would be graded.
+"""The quality bar of every module and project, checked by grading it like a class would be graded.
 
 One `pytest --collect-submissions -n 2` run grades, for every module with a source: the reference
 notebook (must score 100% of public and hidden points), the released notebook (0 points, every
@@ -23,13 +23,14 @@ from pytest_tinytorch import assignments, export, registry, source
 from conftest import once_per_run
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = [m for m in registry.load(ROOT) if m.source(ROOT).is_file()]
+MODULES = [m for m in registry.assignments(ROOT) if m.source(ROOT).is_file()]   # projects too
 IDS = [m.slug for m in MODULES]
 
 
 def _grade_modules(work: Path, slugs: set[str]) -> dict:
     """One `pytest --collect-submissions -n 2` run grades every variant of the given modules (one
-    session: the start-up of pytest and its workers is paid once, not once per module).
+    session: the start-up of pytest and its workers is paid once, not once per module), and one
+    more grades the projects'.
     Returns {slug: {"tasks": [...], "tables": {variant: rows}}}."""
     plan = {}
     for module in (m for m in MODULES if m.slug in slugs):
@@ -40,27 +41,50 @@ def _grade_modules(work: Path, slugs: set[str]) -> dict:
         for index, region in enumerate(regions):
             variants[f"ko{index:02d}"] = source.to_notebook(
                 source.without_markers(source.without_solutions(cells, only=region)))
-        for student, nb in variants.items():
-            folder = work / "submitted" / student / module.slug
+        # A project runs on the student's own module notebooks: its variants are students of
+        # their own whose module notebooks are the reference ones (another module's knock-out
+        # must not be what makes a project's knock-out lose points).
+        names = {v: f"{module.slug}.{v}" if module.is_project else v for v in variants}
+        base = work / ("submitted-projects" if module.is_project else "submitted")
+        for variant, nb in variants.items():
+            folder = base / names[variant] / module.slug
             folder.mkdir(parents=True)
             nbformat.write(nb, folder / f"{module.slug}.ipynb")
-        plan[module.slug] = {"tasks": [r.task for r in regions], "variants": list(variants)}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-submissions", "-n", "2", "-p", "no:randomly",
-         "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "-q", "--no-header",
-         "--submissions-dir", str(work / "submitted"), "--grades-dir", str(work / "grades")],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600,
-        env={**os.environ, "TINYTORCH_GRADING_SECRET": "curriculum-check"},
-    )
+            for slug in module.requires:   # a project's student did every module it needs, right
+                needed = registry.resolve(ROOT, slug)
+                (base / names[variant] / slug).mkdir()
+                nbformat.write(source.to_notebook(source.without_markers(source.read(needed.source(ROOT)))),
+                               base / names[variant] / slug / f"{slug}.ipynb")
+        plan[module.slug] = {"tasks": [r.task for r in regions], "variants": names}
+    # Projects are graded in a session of their own (--module): their students' module notebooks
+    # are there only to build the package, not to be graded again.
+    sessions = {"modules": [], "projects": []}
+    for module in (m for m in MODULES if m.slug in slugs):
+        sessions["projects" if module.is_project else "modules"].append(module.slug)
+    outputs = []
+    for kind, chosen in sessions.items():
+        if not chosen:
+            continue
+        where = work / ("submitted" if kind == "modules" else "submitted-projects")
+        modules = [] if kind == "modules" else [arg for slug in chosen for arg in ("--module", slug)]
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-submissions", "-n", "2", "-p", "no:randomly",
+             "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "-q", "--no-header", *modules,
+             "--submissions-dir", str(where), "--grades-dir", str(work / "grades")],
+            cwd=ROOT, capture_output=True, text=True, timeout=3600,
+            env={**os.environ, "TINYTORCH_GRADING_SECRET": "curriculum-check"},
+        )
+        outputs.append(result)
+    result = subprocess.CompletedProcess([], 0, "".join(r.stdout for r in outputs), "".join(r.stderr for r in outputs))
     graded = {}
     for slug, entry in plan.items():
         tables = {}
-        for student in entry["variants"]:
+        for variant, student in entry["variants"].items():
             path = work / "grades" / f"{student}.csv"
             assert path.is_file(), f"no score table for {student}:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
             with open(path, newline="") as handle:
-                tables[student] = [row for row in csv.DictReader(handle) if row["module"] == slug]
-            assert tables[student], f"no rows of {slug} for {student}:\n{result.stdout[-3000:]}"
+                tables[variant] = [row for row in csv.DictReader(handle) if row["module"] == slug]
+            assert tables[variant], f"no rows of {slug} for {student}:\n{result.stdout[-3000:]}"
         graded[slug] = {"tasks": entry["tasks"], "tables": tables}
     return graded
 
@@ -136,6 +160,9 @@ def test_module_files_rubric_and_export(module):
     answers = [c.metadata.get("question") for c in cells if "answer" in c.tags]
     assert sorted(answers) == sorted(ids), "each rubric question needs one answer cell in the source"
     assert any("analysis" in c.tags for c in cells), "a systems-analysis cell that measures something"
+    if module.is_project:
+        assert module.exports is None and module.requires, "a project exports nothing and names the modules it runs on"
+        return
     exported = (ROOT / module.exports).read_text(encoding="utf-8")
     assert exported == export.render(cells, module.source(ROOT).relative_to(ROOT).as_posix()), \
         f"{module.exports} differs from a fresh export: run `tito export {module.slug}`"

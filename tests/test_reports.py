@@ -152,6 +152,21 @@ def test_course_total_and_letters(course):
     assert early.loc["alice", "total_pct"] == pytest.approx(93.58) and early.loc["alice", "letter"] == "A"
 
 
+
+def test_a_registered_project_fills_its_weight_once_due(course):
+    """Treat M2 as the midterm project: once graded, its module percent is the midterm column
+    (replacing projects.csv's), and it no longer counts in module completion."""
+    config, *_, grades = course
+    projects = pd.DataFrame([{"student": "alice", "checkpoints": 100, "midterm": 80, "final": 90}])
+    total = g.course_grades(grades, config, [M1, M2], projects, {M2: "midterm"}).set_index("student")
+    assert M2 not in total.columns
+    # alice: modules 97 (M1 only); midterm = her M2 percent, 20 (projects.csv's 80 ignored)
+    assert total.loc["alice", "modules_pct"] == pytest.approx(97) and total.loc["alice", "midterm"] == pytest.approx(20)
+    assert total.loc["alice", "total_pct"] == pytest.approx(0.64 * 97 + 0.06 * 100 + 0.15 * 20 + 0.15 * 90)
+    assert total.loc["bob", "midterm"] == 0                      # graded, not submitted: 0
+    before = g.course_grades(grades, config, [M1], projects, {M2: "midterm"}).set_index("student")
+    assert before.loc["alice", "midterm"] == 80                  # not due yet: projects.csv's value stays
+
 def test_letters_boundaries():
     scale = cfg.DEFAULT_LETTERS
     got = g.letters(pd.Series([100, 93, 92.999, 90, 60, 59.99, 0]), scale).tolist()
@@ -281,5 +296,6 @@ def test_the_course_yaml_of_tito_nbgrader_init_validates():
     import yaml
     from pytest_tinytorch import course, registry
     raw = yaml.safe_load(yaml.safe_dump(course.default_config(ROOT, "x", dt.date(2026, 9, 7)), sort_keys=False))
-    config = cfg.validate(raw, "course.yaml", [m.slug for m in registry.load(ROOT)])
-    assert len(config.due) == len(registry.load(ROOT)) and config.weights["modules"] == 0.64
+    config = cfg.validate(raw, "course.yaml", [m.slug for m in registry.assignments(ROOT)])
+    assert len(config.due) == len(registry.assignments(ROOT)) and config.weights["modules"] == 0.64
+    assert config.due["midterm"] >= config.due["09_spatial"]   # part B needs module 09

@@ -72,7 +72,7 @@ def load_course(course_dir: Path, root: Path | None = None, modules: list[str] |
     by default found at or above `course_dir`; `modules` limits the report to some modules."""
     course_dir = Path(course_dir)
     root = Path(root) if root else registry.find_root(course_dir)
-    registered = [m.slug for m in registry.load(root)]
+    registered = [m.slug for m in registry.assignments(root)]
     config = config_mod.load(course_dir, registered)
     scores = g.read_tables(*(grades_dirs or [course_dir / "grades"]))
     submissions = g.read_submissions(course_dir / "submitted", registered)
@@ -107,6 +107,12 @@ def load_course(course_dir: Path, root: Path | None = None, modules: list[str] |
         unknown = sorted(set(data.checkpoints["milestone"]) - set(data.milestones))
         if unknown:
             data.warnings.append(f"checkpoint rows of unknown milestone(s) ignored: {', '.join(unknown)}")
+    for project in registry.projects(root):
+        column = project.weight
+        if column in data.projects and data.projects[column].notna().any() and project.slug in modules \
+                and project.slug in config.due:
+            data.warnings.append(f"grades/projects.csv's {column} column is ignored once {project.slug} is due: "
+                                 f"the graded {project.slug} notebook gives that grade")
     if not have_folders:
         data.warnings.append("no submitted/ folder: submission times unknown, no late penalties applied; "
                              "submissions are inferred from the score tables")
@@ -134,5 +140,6 @@ def compute(data: CourseData) -> Computed:
         percent = g.checkpoint_percent(data.checkpoints, counted)
         projects = projects.drop(columns="checkpoints").merge(
             percent.rename("checkpoints").reset_index(), on="student", how="outer")
-    course = g.course_grades(modules, data.config, graded, projects)
+    weights = {m.slug: m.weight for m in registry.projects(data.root) if m.weight}
+    course = g.course_grades(modules, data.config, graded, projects, weights)
     return Computed(modules, course, graded, g.apply_overrides(scores, data.sheet.overrides))

@@ -58,8 +58,8 @@ def gradebook_csv(book: pd.DataFrame) -> str:
 def gradebook_table(book: pd.DataFrame) -> str:
     """The gradebook for a terminal: module percents, the projects graded so far, total and letter."""
     projects = [c for c in ("checkpoints", "midterm", "final") if c in book.columns and book[c].notna().any()]
-    cols = ["student", *[c for c in book.columns if c.endswith("_pct") and c != "total_pct"], *projects,
-            "total_pct", "letter"]
+    cols = ["student", *[c for c in book.columns if c.endswith("_pct") and c != "total_pct"
+                         and c[:-4] not in projects], *projects, "total_pct", "letter"]
     shown = book[cols].rename(columns=lambda c: c[:-4] if c.endswith("_pct") else c)
     return tabulate(shown.round(1).fillna(""), headers="keys", tablefmt="simple", showindex=False)
 
@@ -84,7 +84,7 @@ def canvas_frame(data: CourseData, computed: Computed, prefix: str = "TinyTorch 
         "SIS Login ID": roster["sis_login_id"].where(roster["sis_login_id"] != "", course.index.to_series()),
         "Section": roster["section"]}, index=course.index)
     assignments = {f"{prefix}{m}": course[m] for m in data.modules if m in course.columns}
-    if len(data.projects):
+    if len(data.projects) or any(course[c].notna().any() for c in PROJECT_COLUMNS):
         assignments.update({f"{prefix}{c.capitalize()}": course[c] for c in PROJECT_COLUMNS})
     values = pd.DataFrame(assignments, index=course.index).astype(float).round(2)
     values = values.map(lambda v: "" if v != v else f"{v:g}")     # 97, 75.6; blank when unknown

@@ -297,17 +297,26 @@ def checkpoint_percent(table: pd.DataFrame, counted: list[str]) -> pd.Series:
 
 
 def course_grades(grades: pd.DataFrame, config: CourseConfig, graded: list[str],
-                  projects: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per student: <module> percent columns, modules_pct (mean over `graded`),
-    checkpoints, midterm, final, total_pct, letter."""
+                  projects: pd.DataFrame | None = None, project_weights: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per student: <module> percent columns, modules_pct (mean over the graded
+    modules), checkpoints, midterm, final, total_pct, letter.
+
+    `project_weights` maps a registered project (graded like a module, e.g. "midterm") to the
+    course weight it fills: once graded (in `graded`), its module percent is that column,
+    replacing projects.csv's; it never counts in modules_pct."""
+    project_weights = project_weights or {}
     wide = grades.pivot(index="student", columns="module", values="score_pct")
     wide = wide.reindex(columns=list(dict.fromkeys(grades["module"])))
-    counted = wide.reindex(columns=graded).fillna(0.0)
-    out = wide.copy()
-    out["modules_pct"] = counted.mean(axis=1) if graded else 0.0
+    modules = [m for m in graded if m not in project_weights]
+    counted = wide.reindex(columns=modules).fillna(0.0)
+    out = wide[[c for c in wide.columns if c not in project_weights]].copy()
+    out["modules_pct"] = counted.mean(axis=1) if modules else 0.0
     proj = projects if projects is not None else pd.DataFrame(columns=["student", *PROJECT_COLUMNS])
     proj = proj.drop_duplicates("student", keep="last").set_index("student")[PROJECT_COLUMNS]
     out = out.join(proj, how="left")
+    for slug, column in project_weights.items():
+        if slug in graded:
+            out[column] = wide[slug].fillna(0.0) if slug in wide.columns else 0.0
     w = config.weights
     total = w["modules"] * out["modules_pct"]
     for column in PROJECT_COLUMNS:
