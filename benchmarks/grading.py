@@ -79,7 +79,7 @@ def floor(paths: list[Path], workers: int, skip_analysis: bool) -> float:
 def grade(folder: Path, workers: int) -> float:
     argv = [sys.executable, "-m", "pytest", "--collect-submissions", "--module", "01_tensor", "-q",
             "-p", "no:randomly", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-            "--submissions-dir", str(folder / "submitted"), "--grades-dir", str(folder / f"grades-{workers}")]
+            f"--submissions-dir={folder / 'submitted'}", f"--grades-dir={folder / f'grades-{workers}'}"]
     if workers > 1:
         argv += ["-n", str(workers)]
     start = time.perf_counter()

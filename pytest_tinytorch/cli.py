@@ -156,7 +156,9 @@ def cmd_autograde(args) -> int:
     if not args.all:
         argv += ["--module", _modules(root, args.module, False)[0].slug]
     where = _course_dir(args, root)
-    argv += ["--submissions-dir", str(course.require(where, "submitted")), "--grades-dir", str(where / "grades")]
+    # The `--option=value` form: pytest picks its rootdir before it knows the plugin's options, and
+    # would take a separate value (a folder outside the repository) for a path to test.
+    argv += [f"--submissions-dir={course.require(where, 'submitted')}", f"--grades-dir={where / 'grades'}"]
     for student in args.student or []:
         argv += ["--student", student]
     if args.n:
@@ -240,7 +242,7 @@ def cmd_demo(args) -> int:
     print(f"sample class copied to {dest}\n")
     workers = ["-n", "2"] if importlib.util.find_spec("xdist") else []
     code = _pytest(["--collect-submissions", "-q", "--tb=no", "-rN", *workers,
-                    "--submissions-dir", str(dest / "submitted"), "--grades-dir", str(dest / "grades")], cwd=root)
+                    f"--submissions-dir={dest / 'submitted'}", f"--grades-dir={dest / 'grades'}"], cwd=root)
     if code not in (0, 1):
         return code
     for module in ("01_tensor", "02_activations"):

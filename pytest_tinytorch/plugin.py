@@ -115,7 +115,17 @@ class Grader:
         try:
             self.root = registry.find_root(config.rootpath)
         except FileNotFoundError as err:
-            raise pytest.UsageError(str(err)) from None
+            # `pytest --submissions-dir /elsewhere` from the repository: pytest chose its rootdir
+            # before it knew this plugin's options, from that folder. The repository is where
+            # pytest was started; say how to keep its configuration too.
+            try:
+                self.root = registry.find_root(config.invocation_params.dir)
+            except FileNotFoundError:
+                raise pytest.UsageError(str(err)) from None
+            config.issue_config_time_warning(pytest.PytestConfigWarning(
+                f"pytest took {config.rootpath} for its rootdir (a folder given after an option); "
+                f"grading with the repository at {self.root}, but write --submissions-dir=DIR and "
+                f"--grades-dir=DIR (with '=') so that pytest also reads the repository's configuration"), stacklevel=2)
         try:
             self.modules = [registry.resolve(self.root, name) for name in self.requested]
         except UnknownModuleError as err:

@@ -160,3 +160,16 @@ def test_collect_mode_shows_failures_when_asked(pytester, tiny):
     tiny.submit("bob", "half")
     result = pytester.runpytest("--collect-submissions", "--tb=short", "-rf")
     result.stdout.fnmatch_lines(["*= FAILURES =*", "*FAILED*test_halve*bob-01_tiny*"])
+
+
+def test_folders_outside_the_repository_given_without_equals_sign(pytester, tiny, tmp_path_factory):
+    """`--submissions-dir /elsewhere` (a space, not '='): pytest takes that folder for its rootdir
+    before the plugin's options exist; the grader still finds the repository, grades, and says
+    how to write the options."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    tiny.root = elsewhere                      # submit() writes under <root>/submitted
+    tiny.submit("alice")
+    result = pytester.runpytest_subprocess("--collect-submissions", "--submissions-dir", str(elsewhere / "submitted"),
+                                           "--grades-dir", str(elsewhere / "grades"))
+    result.stdout.fnmatch_lines(["*write --submissions-dir=DIR*", "*alice*6 / 6*"])
+    assert (elsewhere / "grades" / "alice.csv").is_file()
