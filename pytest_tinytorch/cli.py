@@ -184,7 +184,7 @@ def cmd_checkpoints(args) -> int:
                                  quick=args.quick, seed=args.seed, jobs=args.n, isolation=args.sandbox)
     achieved = sum(o.achieved for o in outcomes)
     students = len({o.student for o in outcomes})
-    print(f"\n{achieved} of {len(outcomes)} checkpoints achieved by {students} students; "
+    print(f"\n{achieved} of {len(outcomes)} checkpoints achieved, {students} student{'s' * (students != 1)} graded; "
           f"tables in {where / 'grades' / checkpoints.FOLDER}")
     return 0
 

@@ -336,7 +336,7 @@ def test_hidden_folder_is_empty_and_read_only(kernel, course):
             "    print(errno.errorcode[e.errno])")
     assert run(kc, code).splitlines() == ["[]", "EROFS"]
     with pytest.raises(SandboxError, match="scratch folder .* is inside it"):
-        wrap_kernel_command(["python"], scratch=course["scratch"], hide=[course["repo"]],
+        wrap_kernel_command([sys.executable], scratch=course["scratch"], hide=[course["repo"]],
                             isolation="require")
 
 
