@@ -10,25 +10,6 @@ import pytest
 
 from pytest_tinytorch import source
 
-# Files whose tests share one expensive class grading (a module- or run-scoped fixture) run
-# whole on one xdist worker, so the other worker is never idle waiting for that fixture nor
-# builds it a second time: `pytest -n 2` schedules by these groups (the rest test by test).
-HEAVY_FILES = {"test_curriculum.py", "test_hostile.py", "test_broken_inputs.py", "test_chain.py"}
-
-
-def pytest_configure(config):
-    if getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"       # the controller schedules by group
-    if hasattr(config, "workerinput"):
-        config.option.loadgroup = True         # workers (which re-parse `-n 2` as load) tag ids with it
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in HEAVY_FILES:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
-
 TINY_SOURCE = '''\
 # %% [markdown]
 # # Module 01: Tiny
