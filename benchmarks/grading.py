@@ -5,7 +5,9 @@
 Makes N synthetic submissions of 01_tensor (a mix of complete and partly stubbed notebooks),
 then, in one run on this machine:
 
-1. grades them with `pytest --collect-submissions` serially and with `-n WORKERS`;
+1. grades them with `pytest --collect-submissions` serially and with `-n WORKERS`, as
+   `tito nbgrader autograde` runs it (warm kernels forked from a template, warm.py), and again
+   with every kernel started cold (TINYTORCH_WARM_KERNELS=0) to show what the template saves;
 2. executes the same notebooks with nbclient (the floor: start a kernel, run every cell), serially
    and with WORKERS processes; and the same without the systems-analysis cells, which the grader
    skips (students run them; they only measure);
@@ -38,7 +40,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
-from pytest_tinytorch import registry, source  # noqa: E402
+from pytest_tinytorch import cli, registry, source  # noqa: E402
 
 
 def make_class(folder: Path, students: int) -> list[Path]:
@@ -76,17 +78,21 @@ def floor(paths: list[Path], workers: int, skip_analysis: bool) -> float:
     return time.perf_counter() - start
 
 
-def grade(folder: Path, workers: int) -> float:
-    argv = [sys.executable, "-m", "pytest", "--collect-submissions", "--module", "01_tensor", "-q",
-            "-p", "no:randomly", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-            f"--submissions-dir={folder / 'submitted'}", f"--grades-dir={folder / f'grades-{workers}'}"]
+def grade(folder: Path, workers: int, warm: bool = True) -> float:
+    """`tito nbgrader autograde 01_tensor [-n WORKERS]`'s pytest command, timed whole."""
+    grades = folder / f"grades-{workers}-{'warm' if warm else 'cold'}"
+    argv = ["--collect-submissions", "--module", "01_tensor", "-q", "--rootdir", str(ROOT),
+            "-c", str(ROOT / "pyproject.toml"),
+            f"--submissions-dir={folder / 'submitted'}", f"--grades-dir={grades}"]
     if workers > 1:
         argv += ["-n", str(workers)]
+    command, env = cli.pytest_command(argv)
+    env.update(TINYTORCH_GRADING_SECRET="benchmark", TINYTORCH_WARM_KERNELS="1" if warm else "0")
     start = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
-                   env={**os.environ, "TINYTORCH_GRADING_SECRET": "benchmark"})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
-    assert len(list((folder / f"grades-{workers}").glob("*.csv"))) == len(list((folder / "submitted").iterdir()))
+    written = len(list(grades.glob("*.csv")))
+    assert written == len(list((folder / "submitted").iterdir())), done.stdout[-2000:] + done.stderr[-2000:]
     return elapsed
 
 
@@ -147,16 +153,17 @@ def main() -> None:
         rows = []
         for workers in (1, args.workers):
             g = grade(folder, workers)
+            cold = grade(folder, workers, warm=False)
             f_all = floor(paths, workers, skip_analysis=False)
             f_graded = floor(paths, workers, skip_analysis=True)
-            rows.append((workers, g / n, f_all / n, f_graded / n))
+            rows.append((workers, g / n, cold / n, f_all / n, f_graded / n))
         if args.nbgrader:
             nbgrader_seconds = nbgrader_autograde(nbgrader_course(folder, paths, args.nbgrader), args.nbgrader, n)
     print(f"01_tensor, {n} submissions, 19 graded tests each (public + hidden)\n")
-    print(f"{'workers':>7} {'grader s/sub':>13} {'floor s/sub':>12} {'floor w/o analysis':>19} "
-          f"{'grader/floor':>13} {'grader/floor w/o analysis':>26}")
-    for workers, g, fa, fg in rows:
-        print(f"{workers:>7} {g:>13.3f} {fa:>12.3f} {fg:>19.3f} {g / fa:>13.2f} {g / fg:>26.2f}")
+    print(f"{'workers':>7} {'grader s/sub':>13} {'cold kernels':>13} {'floor s/sub':>12} "
+          f"{'floor w/o analysis':>19} {'grader/floor':>13} {'grader/floor w/o analysis':>26}")
+    for workers, g, cold, fa, fg in rows:
+        print(f"{workers:>7} {g:>13.3f} {cold:>13.3f} {fa:>12.3f} {fg:>19.3f} {g / fa:>13.2f} {g / fg:>26.2f}")
     if nbgrader_seconds is not None:
         per = nbgrader_seconds / n
         print(f"\nnbgrader autograde (serial, the whole command): {per:.3f} s/sub; "

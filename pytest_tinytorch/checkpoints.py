@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import packageview, registry, sandbox, submissions
+from . import packageview, registry, sandbox, submissions, warm
 from .errors import TinyTorchError
 from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
 from .safety import atomic_write
@@ -152,7 +152,7 @@ def grade_one(root: Path, submitted: Path, student: str, milestone: Milestone, *
         notebooks[slug] = notebook
     if missing:
         return outcome(missing)
-    scratch = Path(tempfile.mkdtemp(prefix="tt-checkpoint-"))
+    scratch = Path(tempfile.mkdtemp(prefix="tt-checkpoint-", dir=warm.scratch_parent()))
     kernel = None
     try:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,22 @@ def _modules(root: Path, name: str | None, everything: bool):
     return [registry.resolve(root, name)]
 
 
+def pytest_command(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run pytest for grading: with the grading plugin (and
+    pytest-xdist for `-n`) and none of the environment's other pytest plugins, which could
+    reorder, time or skip graded tests (pytest-randomly, pytest-timeout...) and cost start-up
+    time in every worker (hypothesis' plugin alone imports for 1.6 s without bytecode caching)."""
+    plugins = ["-p", "pytest_tinytorch.plugin"]
+    if "-n" in argv and importlib.util.find_spec("xdist"):
+        plugins += ["-p", "xdist.plugin"]
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return [sys.executable, "-m", "pytest", *plugins, *argv], env
+
+
 def _pytest(argv: list[str], cwd: Path | None = None) -> int:
     print("$ pytest " + " ".join(argv), flush=True)
-    return subprocess.call([sys.executable, "-m", "pytest", *argv], cwd=cwd)
+    command, env = pytest_command(argv)
+    return subprocess.call(command, cwd=cwd, env=env)
 
 
 def _course_dir(args, root: Path) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 from testbook.client import TestbookNotebookClient
 
-from . import sandbox, wire
+from . import sandbox, warm, wire
 
 MAX_CAPTURE = 1_000_000     # characters of stdout kept per execution; the rest is dropped
 MAX_ANSWER = 64 * 2**20     # characters of the helper's answer line: a larger answer is refused
@@ -145,7 +145,7 @@ class StudentKernel:
 
     def _launch(self, nb):
         # A short path: Unix socket paths are limited to 107 bytes.
-        self._workdir = Path(tempfile.mkdtemp(prefix="tt-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix="tt-", dir=warm.scratch_parent()))
         nbformat.write(nb, self._workdir / "submission.ipynb")
         client = TestbookNotebookClient(
             nb,

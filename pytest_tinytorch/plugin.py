@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from . import packageview, registry, sandbox, scores, source, submissions
+from . import packageview, registry, sandbox, scores, source, submissions, warm
 from .errors import UnknownModuleError
 from .kernel import KernelTimeout, NotebookProblem, StudentError, StudentKernel
 from .submissions import LOCAL, Submission
@@ -156,9 +156,13 @@ class Grader:
             )
         self.submissions = self._find_submissions()
         if self.config.args_source != pytest.Config.ArgsSource.ARGS:
-            # No paths given: collect the graded tests of every module (others are deselected).
-            folders = sorted({str(m.folder(self.root)) for m in registry.assignments(self.root) if m.folder(self.root).is_dir()})
-            self.config.args[:] = folders
+            # No paths given: collect the test folders of the modules being graded. (Collecting
+            # every module's and deselecting most would import, and assertion-rewrite, some forty
+            # test files per process: seconds, when Python may not cache bytecode.)
+            graded = [m for m in registry.assignments(self.root) if m.folder(self.root).is_dir()]
+            if self.grading and self.submissions:
+                graded = [m for m in graded if m.slug in self.submissions]
+            self.config.args[:] = sorted({str(m.folder(self.root)) for m in graded})
         # A submission's tests share one kernel: send them all to the same xdist worker. The
         # controller schedules by group; workers re-parse the command line (where `-n 2` alone
         # means --dist load), so they are told here to tag test ids with their group.
@@ -207,6 +211,17 @@ class Grader:
                 continue
             found.setdefault(sub.module, []).append(sub)
         return found
+
+    def pytest_sessionstart(self, session):
+        """Start the warm kernel template (warm.py) while the tests are collected, in every
+        process that will run kernels (not an xdist controller)."""
+        controller = bool(getattr(self.config.option, "numprocesses", None)) and not self.is_worker
+        if not self.grading or not self.submissions or controller or self.isolation == "off":
+            return
+        try:
+            warm.prestart()
+        except warm.TemplateProblem as problem:
+            self.sandbox_warnings.add(f"{problem}; kernels start cold (slower, same isolation)")
 
     # --- collection -----------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc):
@@ -259,7 +274,7 @@ class Grader:
                 "hidden": bool(item.get_closest_marker("hidden")),
                 "order": position, "expected": counts[sub.key],
             }))
-            if config.pluginmanager.hasplugin("xdist"):  # pytest-xdist is optional
+            if _has_xdist(config):  # pytest-xdist is optional
                 item.add_marker(pytest.mark.xdist_group(sub.key))
         items[:] = keep
 
@@ -312,7 +327,7 @@ class Grader:
             for old in [k for k in self._views if k not in registry_slugs(self.root)]:
                 shutil.rmtree(self._views.pop(old), ignore_errors=True)
         if self._views_dir is None:
-            self._views_dir = Path(tempfile.mkdtemp(prefix="tt-views-"))
+            self._views_dir = Path(tempfile.mkdtemp(prefix="tt-views-", dir=warm.scratch_parent()))
             self._views_dir.chmod(0o755)
         into = self._views_dir / key
         into.mkdir()
@@ -548,3 +563,8 @@ def rng(request):
     """A NumPy Generator: fixed seed in public tests, a grading-time secret seed in hidden ones."""
     grader = request.config.stash[GRADER_KEY]
     return np.random.default_rng(grader.seed_for(request))
+
+
+def _has_xdist(config) -> bool:
+    """pytest-xdist is loaded: by its entry point ("xdist") or by `-p xdist.plugin` (tito)."""
+    return any(config.pluginmanager.hasplugin(name) for name in ("xdist", "xdist.plugin"))

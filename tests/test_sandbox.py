@@ -12,13 +12,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from pytest_tinytorch import sandbox
+from pytest_tinytorch import sandbox, warm
 from pytest_tinytorch.sandbox import (
     Limits,
     SandboxError,
@@ -31,6 +32,27 @@ GiB, MiB = 1024**3, 1024**2
 TEST_LIMITS = Limits(cpu_seconds=60, processes=32, file_size_bytes=1 * MiB)
 
 needs_bwrap = pytest.mark.skipif(not sandbox_available()[0], reason=sandbox_available()[1])
+# Every probe runs on a kernel launched through bwrap ("cold") and on one forked from the warm
+# template ("warm", warm.py), which must keep the same guarantees.
+LAUNCHES = ["cold", "warm"]
+
+
+def base_folder(launch: str, tmp_path_factory, name: str) -> Path:
+    """A fresh folder for a kernel's scratch (and the fake course around it): in the warm
+    template's pool for "warm" launches (the only place a forked kernel can be given)."""
+    if launch == "cold":
+        return tmp_path_factory.mktemp(name)
+    if not sandbox_available()[0] or not warm.enabled():
+        pytest.skip("warm kernels need bubblewrap and a grader running as root")
+    folder = Path(tempfile.mkdtemp(prefix=name, dir=warm.scratch_parent()))
+    folder.chmod(0o755)
+    return folder
+
+
+def check_launch(km, launch: str) -> None:
+    """The kernel really was started the way the test says (no silent fallback)."""
+    forked = type(km.provisioner).__name__ == "ForkProvisioner"
+    assert forked == (launch == "warm"), type(km.provisioner)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,11 +126,11 @@ def wait_until(predicate, seconds: float) -> bool:
 # --------------------------------------------------------------------------------------------
 # A fake course checkout around the kernel's scratch folder
 # --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def course(tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture(scope="module", params=LAUNCHES)
+def course(request, tmp_path_factory) -> dict[str, Path]:
     """repo/ with hidden tests, rubrics, grades, another student's work and the package; the
     kernel's scratch folder is inside it, as the grader would place it."""
-    repo = tmp_path_factory.mktemp("r")
+    repo = base_folder(request.param, tmp_path_factory, "r")
     files = {
         "hidden_test": repo / "curriculum/01_tensor/test_hidden_01.py",
         "rubric": repo / "rubrics/01_tensor.yaml",
@@ -122,17 +144,20 @@ def course(tmp_path_factory) -> dict[str, Path]:
         path.write_text("VALUE = 42\n" if name == "package" else f"secret {name}\n")
     scratch = repo / "submitted/alice/01_tensor/w"
     scratch.mkdir(parents=True)
-    return {"repo": repo, "scratch": scratch, **files}
+    return {"repo": repo, "scratch": scratch, "launch": request.param, **files}
 
 
 @pytest.fixture(scope="module")
 def kernel(course):
     """One sandboxed kernel shared by the probes (each test leaves it usable). It sees the
-    fake course package and, as the grader will bind it, the installed tinytorch package."""
+    fake course package and, as the grader will bind it, the installed tinytorch package.
+    (A warm kernel is only given folders in the pool and hides nothing: see warm.plan.)"""
+    cold = course["launch"] == "cold"
     km, kc = start_kernel(course["scratch"], bind_ro=[course["package"].parent,
-                                                      *installed_tinytorch()],
-                          hide=[course["solution"].parent], limits=TEST_LIMITS,
+                                                      *(installed_tinytorch() if cold else [])],
+                          hide=[course["solution"].parent] if cold else [], limits=TEST_LIMITS,
                           isolation="require")
+    check_launch(km, course["launch"])
     yield km, kc
     stop_kernel(km, kc)
 
@@ -313,6 +338,8 @@ def test_installed_tinytorch_is_importable_but_not_its_repository(kernel):
     repository (tests, rubrics, pyproject.toml) stays out of sight."""
     if not installed_tinytorch():
         pytest.skip("tinytorch is not installed (pip install -e .)")
+    if type(kernel[0].provisioner).__name__ == "ForkProvisioner":
+        pytest.skip("the grader gives warm kernels a package view in the pool instead")
     km, kc = kernel
     package = installed_tinytorch()[0]
     code = ("import os, tinytorch\n"
@@ -326,6 +353,8 @@ def test_installed_tinytorch_is_importable_but_not_its_repository(kernel):
 
 @needs_bwrap
 def test_hidden_folder_is_empty_and_read_only(kernel, course):
+    if course["launch"] == "warm":
+        pytest.skip("warm kernels see only their scratch folder and view: nothing to hide")
     km, kc = kernel
     hidden = course["solution"].parent
     code = ("import os, errno\n"
@@ -433,9 +462,11 @@ def test_interrupt_reaches_the_kernel(kernel):
 
 
 @needs_bwrap
-def test_cpu_limit_kills_a_spinning_kernel_and_everything_it_started(tmp_path_factory):
-    scratch = tmp_path_factory.mktemp("c")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_cpu_limit_kills_a_spinning_kernel_and_everything_it_started(tmp_path_factory, launch):
+    scratch = base_folder(launch, tmp_path_factory, "c")
     km, kc = start_kernel(scratch, limits=Limits(cpu_seconds=3), isolation="require")
+    check_launch(km, launch)
     try:
         uid = km.sandbox.uid
         run(kc, "import subprocess; kids = [subprocess.Popen(['sleep', '60']) for _ in range(3)]")
@@ -452,25 +483,31 @@ def test_cpu_limit_kills_a_spinning_kernel_and_everything_it_started(tmp_path_fa
 
 
 @needs_bwrap
-def test_shutdown_leaves_no_process_behind(tmp_path_factory):
-    scratch = tmp_path_factory.mktemp("s")
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_shutdown_leaves_no_process_behind(tmp_path_factory, launch):
+    scratch = base_folder(launch, tmp_path_factory, "s")
     km, kc = start_kernel(scratch, limits=TEST_LIMITS, isolation="require")
+    check_launch(km, launch)
     uid = km.sandbox.uid
     run(kc, "import subprocess; kids = [subprocess.Popen(['sleep', '60']) for _ in range(3)]")
-    bwrap_pid = km.provisioner.pid
+    process = km.provisioner.process
     stop_kernel(km, kc)
-    assert wait_until(lambda: not Path(f"/proc/{bwrap_pid}").exists(), 5)
+    if launch == "cold":
+        assert wait_until(lambda: not Path(f"/proc/{process.pid}").exists(), 5)  # bwrap
+    else:
+        assert wait_until(lambda: process.poll() is not None, 5)  # reaped by the template
     if uid is not None:
         assert wait_until(lambda: not processes_of(uid), 5), processes_of(uid)
 
 
 @needs_bwrap
-def test_testbook_client_runs_a_notebook_in_the_sandbox(tmp_path_factory):
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_testbook_client_runs_a_notebook_in_the_sandbox(tmp_path_factory, launch):
     """The way the grading plugin plugs it in: nbclient/testbook create the manager from
     ``kernel_manager_class``; the sandbox settings are set on it before the kernel starts."""
     nbformat = pytest.importorskip("nbformat")
     testbook_client = pytest.importorskip("testbook.client")
-    scratch = tmp_path_factory.mktemp("t")
+    scratch = base_folder(launch, tmp_path_factory, "t")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import os\nanswer = 6 * 7\nprint(answer, 'GRADER_TOKEN' in os.environ, os.getpid())")])
     client = testbook_client.TestbookNotebookClient(
@@ -484,6 +521,7 @@ def test_testbook_client_runs_a_notebook_in_the_sandbox(tmp_path_factory):
     client.start_new_kernel(env={**os.environ, "GRADER_TOKEN": "s3cret"})  # env is dropped
     client.start_new_kernel_client()
     try:
+        check_launch(km, launch)
         cell = client.execute_cell(0)
         answer, leaked, pid = cell.outputs[0]["text"].split()
         assert (answer, leaked) == ("42", "False") and int(pid) < 10

@@ -1,0 +1,132 @@
+"""Warm kernels (warm.py): forked from a template, and still as isolated as cold ones.
+
+Every probe of tests/test_sandbox.py also runs on a warm kernel (its LAUNCHES). These are the
+guarantees only forking could break: what a kernel inherits from the template it was forked
+from, what two kernels forked from one template can see of each other, and that the grader
+falls back to cold kernels when the template cannot be used.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from pytest_tinytorch import sandbox, warm
+from pytest_tinytorch.kernel import StudentKernel
+from test_sandbox import TEST_LIMITS, processes_of, run, start_kernel, stop_kernel
+
+needs_warm = pytest.mark.skipif(not (sandbox.sandbox_available()[0] and warm.enabled()),
+                                reason="warm kernels need bubblewrap and a grader running as root")
+
+
+def in_pool(prefix: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=warm.scratch_parent()))
+    folder.chmod(0o755)
+    return folder
+
+
+def warm_kernel(view: Path | None = None):
+    km, kc = start_kernel(in_pool("tt-"), bind_ro=[view] if view else [], limits=TEST_LIMITS,
+                          isolation="require")
+    assert type(km.provisioner).__name__ == "ForkProvisioner", "the kernel was not forked"
+    return km, kc
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two kernels alive at once, each with a package view of its own (as two students')."""
+    kernels = []
+    for name in ("a", "b"):
+        view = in_pool(f"tt-view-{name}-")
+        (view / f"secret_{name}.py").write_text(f"WHO = {name!r}\n")
+        kernels.append((view, *warm_kernel(view)))
+    yield kernels
+    for _, km, kc in kernels:
+        stop_kernel(km, kc)
+
+
+@needs_warm
+def test_two_kernels_see_neither_each_other_nor_the_pool(pair):
+    (view_a, km_a, kc_a), (view_b, km_b, kc_b) = pair
+    run(kc_a, "open('mine.txt', 'w').write('a'); open('/tmp/left-by-a', 'w').write('a')")
+    pool = warm.scratch_parent()
+    probe = ("import os, sys\n"
+             f"sys.path.insert(0, {str(view_b)!r}); import secret_b; print(secret_b.WHO)\n"
+             f"for path in {[str(view_a), str(km_a.scratch), '/tmp/left-by-a']!r}:\n"
+             "    print(os.path.exists(path))\n"
+             f"print(sorted(os.listdir({pool!r})))")
+    lines = run(kc_b, probe).splitlines()
+    assert lines[0] == "b"
+    assert lines[1:4] == ["False", "False", "False"], lines
+    assert lines[4] == str(sorted([Path(km_b.scratch).name, view_b.name])), lines
+    assert (Path(km_a.scratch) / "mine.txt").read_text() == "a"   # A's write landed, for A only
+
+
+@needs_warm
+def test_each_fork_is_its_own_unprivileged_user_with_its_own_random_state(pair):
+    status = ("import os, random, numpy as np\n"
+              "fields = dict(line.split(':\\t', 1) for line in open('/proc/self/status').read().splitlines())\n"
+              "print(os.getuid(), fields['CapEff'].strip(), fields['CapBnd'].strip(), fields['NoNewPrivs'].strip())\n"
+              "print(random.random(), np.random.rand())")
+    seen = [run(kc, status).splitlines() for _, _, kc in pair]
+    for ids, _ in seen:
+        uid, effective, bounding, no_new_privs = ids.split()
+        assert int(uid) >= 200_000
+        assert (effective, bounding, no_new_privs) == ("0000000000000000", "0000000000000000", "1")
+    assert seen[0][0].split()[0] != seen[1][0].split()[0]   # a fresh uid per kernel
+    a, b = (draws.split() for _, draws in seen)
+    assert a[0] != b[0] and a[1] != b[1], (a, b)   # NumPy's global state is reseeded per fork
+
+
+@needs_warm
+def test_a_fork_holds_no_channel_to_the_template(pair):
+    """The template's stdin and stdout carry the grader's requests; a kernel holding either
+    could forge them. From the host: no process of the kernel's uid has either pipe open."""
+    _, km, kc = pair[0]
+    run(kc, "import subprocess; child = subprocess.Popen(['sleep', '30'])")
+    template = warm._template._process
+    pipes = {f"pipe:[{os.fstat(f.fileno()).st_ino}]" for f in (template.stdin, template.stdout)}
+    processes = processes_of(km.sandbox.uid)
+    assert len(processes) >= 2   # the kernel and its child
+    for pid in processes:
+        fds = Path(f"/proc/{pid}/fd")
+        links = {os.readlink(fd) for fd in fds.iterdir()}
+        assert not links & pipes, (pid, links)
+        assert os.readlink(fds / "0") == "/dev/null"
+    run(kc, "child.kill(); child.wait()")
+
+
+@needs_warm
+def test_a_template_that_cannot_start_leaves_cold_kernels(monkeypatch):
+    def broken(self, pool):
+        raise OSError("simulated: no template today")
+    monkeypatch.setattr(warm, "_template", None)
+    monkeypatch.setattr(warm, "_broken", None)
+    monkeypatch.setattr(warm.Template, "__init__", broken)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 6 * 7")])
+    kernel = StudentKernel(nb, label="fallback", isolation="require")
+    try:
+        assert kernel.value("x") == 42
+        assert not isinstance(kernel._km.provisioner.process, warm.ForkedProcess)
+        assert kernel._km.sandbox.isolated   # cold, still in bubblewrap
+    finally:
+        kernel.close()
+    assert "simulated: no template today" in warm._broken
+    assert not warm.enabled() and warm.scratch_parent() is None   # not retried per kernel
+
+
+@needs_warm
+def test_the_switch_turns_warm_kernels_off(monkeypatch):
+    monkeypatch.setenv(warm.SWITCH, "0")
+    assert not warm.enabled() and warm.scratch_parent() is None
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    kernel = StudentKernel(nb, label="switch", isolation="require")
+    try:
+        assert kernel.value("x") == 1
+        assert type(kernel._km.provisioner).__name__ == "LocalProvisioner"
+    finally:
+        kernel.close()
