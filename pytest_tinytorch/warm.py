@@ -142,7 +142,8 @@ def spawn(request: Request) -> "ForkedProcess":
     template = _get_template()
     sandbox._give_to(Path(request.scratch), request.uid)
     try:
-        answer = template.ask({"op": "spawn", "pool": str(_pool), **request.__dict__})
+        answer = template.ask({"op": "spawn", "pool": str(_pool), "system_ro": template.roots,
+                               **request.__dict__})
     except TemplateProblem as problem:
         _broken = str(problem)
         raise
@@ -166,10 +167,11 @@ def shutdown() -> None:
 class Template:
     """The template process, running in bubblewrap, and the JSON-lines channel to it."""
 
-    def __init__(self, pool: Path):
+    def __init__(self, pool: Path, roots: list[Path] | None = None):
         limits = sandbox.Limits()
         env = sandbox.kernel_env(pool)
-        binds = [Path(p).resolve() for p in sandbox.python_roots()]
+        binds = [Path(p).resolve() for p in (sandbox.python_roots() if roots is None else roots)]
+        self.roots = [str(p) for p in binds]   # what each kernel must see of the installation
         # bwrap as in sandbox._bwrap_argv, but the template stays root inside (it needs to mount
         # and to change uid for each kernel); the kernels drop privileges, the template never
         # runs student code.

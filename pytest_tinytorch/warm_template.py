@@ -108,7 +108,11 @@ def init(req, pipe):
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         mount(None, "/", None, MS_REC | MS_PRIVATE)   # nothing below propagates back out
-        own = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (*req["binds_ro"], req["scratch"])}
+        # The fresh /tmp below would hide whatever the template sees under /tmp: a Python
+        # installation there (a virtualenv in /tmp, as CI makes) is bound back, read-only.
+        under_tmp = [path for path in req["system_ro"] if (path + "/").startswith("/tmp/")]
+        own = {path: os.open(path, os.O_PATH | os.O_DIRECTORY)
+               for path in (*under_tmp, *req["binds_ro"], req["scratch"])}
         size = req["tmp_bytes"]
         tmpfs("/tmp", size, "1777")
         tmpfs("/dev/shm", size, "1777")

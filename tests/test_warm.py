@@ -130,3 +130,38 @@ def test_the_switch_turns_warm_kernels_off(monkeypatch):
         assert type(kernel._km.provisioner).__name__ == "LocalProvisioner"
     finally:
         kernel.close()
+
+
+@needs_warm
+def test_an_installation_under_tmp_stays_visible_read_only(monkeypatch):
+    """A virtualenv in /tmp (CI makes one) is part of what the template binds; each kernel's
+    fresh /tmp must not hide it, and nothing else of the host's /tmp may show."""
+    installation = Path(tempfile.mkdtemp(prefix="tt-venv-"))
+    neighbour = Path(tempfile.mkdtemp(prefix="tt-neighbour-"))
+    (installation / "venv_marker.py").write_text("WHERE = 'venv'\n")
+    (neighbour / "secret.txt").write_text("not yours\n")
+    for folder in (installation, neighbour):
+        folder.chmod(0o755)
+    roots = sandbox.python_roots()
+    monkeypatch.setattr(sandbox, "python_roots", lambda: [*roots, installation])
+    monkeypatch.setattr(warm, "_template", None)
+    try:
+        km, kc = warm_kernel()
+        try:
+            probe = ("import errno, os, sys\n"
+                     f"sys.path.insert(0, {str(installation)!r}); import venv_marker; print(venv_marker.WHERE)\n"
+                     "try:\n"
+                     f"    open({str(installation / 'evil.py')!r}, 'w')\n"
+                     "except OSError as e:\n"
+                     "    print(errno.errorcode[e.errno])\n"
+                     f"print(os.path.exists({str(neighbour / 'secret.txt')!r}))")
+            assert run(kc, probe).splitlines() == ["venv", "EROFS", "False"]
+        finally:
+            stop_kernel(km, kc)
+    finally:
+        if warm._template is not None:
+            warm._template.close()   # this test's template; the process's own comes back
+        for folder in (installation, neighbour):
+            for child in folder.iterdir():
+                child.unlink()
+            folder.rmdir()
