@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 from tinytorch.core import autograd  # noqa: E402,F401  (installs the differentiable ops)
 from tinytorch.core.activations import ReLU  # noqa: E402
 from tinytorch.core.tensor import Tensor  # noqa: E402
@@ -121,6 +123,15 @@ def main(argv=None):
         print(f"{name:<22} {us:8.2f} {base / us:20.2f}")
     if "minimal tape" not in median or len(median) < 3:
         print("(PyTorch not importable here: run with PyTorch installed to see it beside TinyTorch)")
+
+    # The target: autograd's per-op overhead no more than PyTorch's.
+    name, goal = "autograd overhead per op vs PyTorch (4x4, fwd+bwd)", "no more than PyTorch's time per op"
+    torch_name = next((engine for engine in median if engine.startswith("PyTorch")), None)
+    if torch_name is None:
+        report(name, f"TinyTorch {base:.2f} us/op, PyTorch not importable", goal, None)
+    else:
+        ratio = base / median[torch_name]
+        report(name, f"{ratio:.2f}x PyTorch ({base:.2f} vs {median[torch_name]:.2f} us/op)", goal, ratio <= 1)
 
 
 if __name__ == "__main__":

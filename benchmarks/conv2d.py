@@ -36,8 +36,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 
 from tinytorch.core.spatial import Conv2d, conv2d_loops, im2col  # noqa: E402
 from tinytorch.core.tensor import Tensor  # noqa: E402
@@ -198,6 +201,14 @@ def main(argv=None):
     for name, fn in choices.items():
         assert np.allclose(fn(), reference, rtol=1e-3, atol=1e-2)
         print(f"   {name:36} {statistics.median(timed(fn) for _ in range(20)) * 1e3:6.2f} ms")
+
+    # The target: forward + backward within 3x of PyTorch (medians of thread CPU time).
+    name, goal = "Conv2d forward+backward vs PyTorch", "within 3x of PyTorch"
+    if torch is None:
+        report(name, f"TinyTorch {med['tinytorch']:.2f} ms, PyTorch not importable", goal, None)
+    else:
+        ratio = med["tinytorch"] / med["torch"]
+        report(name, f"{ratio:.2f}x PyTorch ({med['tinytorch']:.2f} vs {med['torch']:.2f} ms CPU)", goal, ratio <= 3)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -41,6 +42,7 @@ import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
 from pytest_tinytorch import cli, registry, source  # noqa: E402
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 
 
 def make_class(folder: Path, students: int) -> list[Path]:
@@ -64,7 +66,8 @@ def execute(path: str, skip_analysis: bool) -> None:
     if skip_analysis:
         nb.cells = [c for c in nb.cells if "analysis" not in c.metadata.get("tags", [])]
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   shutdown_kernel="immediate", resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+                   shutdown_kernel="immediate", resources={"metadata": {"path": str(Path(path).parent)}},
+                   extra_arguments=["--IPKernelApp.log_level=ERROR"]).execute()   # no TCP warning per kernel
 
 
 def floor(paths: list[Path], workers: int, skip_analysis: bool) -> float:
@@ -169,6 +172,16 @@ def main() -> None:
         print(f"\nnbgrader autograde (serial, the whole command): {per:.3f} s/sub; "
               f"TinyTorch is {per / rows[0][1]:.2f}x faster serially, {per / rows[-1][1]:.2f}x with "
               f"{rows[-1][0]} workers")
+    workers, g, _, fa, _ = rows[-1]
+    if nbgrader_seconds is None:
+        report(f"grading vs nbgrader autograde, -n {workers}", "nbgrader not given (--nbgrader)",
+               "at least 2x faster", None)
+    else:
+        speedup = nbgrader_seconds / n / g
+        report(f"grading vs nbgrader autograde, -n {workers}", f"{speedup:.2f}x faster",
+               "at least 2x faster", speedup >= 2)
+    report(f"grading vs the nbclient floor, -n {workers}", f"{g / fa:.2f}x the floor",
+           "within 1.5x", g / fa <= 1.5)
 
 
 if __name__ == "__main__":

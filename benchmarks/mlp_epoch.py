@@ -37,8 +37,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 
 from tinytorch.core.activations import ReLU  # noqa: E402
 from tinytorch.core.dataloader import DataLoader, TensorDataset  # noqa: E402
@@ -263,6 +266,17 @@ def main():
           "machine's load)")
     if args.profile:
         profile_tinytorch(weights, X, y)
+
+    # The target: a TinyTorch Trainer epoch no slower than PyTorch's (judged on wall time,
+    # what a user waits for; the CPU-time ratio is shown beside it).
+    name, goal = "digits MLP epoch, Trainer vs PyTorch", "no slower than PyTorch"
+    tiny = median["tinytorch Trainer"]
+    if torch is None:
+        report(name, f"Trainer {tiny * 1e3:.1f} ms/epoch, PyTorch not importable", goal, None)
+    else:
+        ratio = tiny / median["pytorch"]
+        cpu_ratio = median_cpu["tinytorch Trainer"] / median_cpu["pytorch"]
+        report(name, f"{ratio:.2f}x PyTorch's wall time (CPU {cpu_ratio:.2f}x)", goal, ratio <= 1)
 
 
 if __name__ == "__main__":

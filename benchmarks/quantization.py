@@ -51,12 +51,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 from tinytorch.core.activations import ReLU  # noqa: E402
 from tinytorch.core.autograd import no_grad  # noqa: E402
 from tinytorch.core.layers import Linear, Sequential  # noqa: E402
@@ -196,12 +198,23 @@ def main():
     print(f"digits MLP 64-256-128-10, {args.epochs} epochs; {len(x_test)} test digits; "
           f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}; latency = median of {args.repeats} runs")
     print("\ntinytorch (NumPy; int8 accumulation through float BLAS, exact)")
-    show(measure_tinytorch(models, x_test, y_test, args.repeats), "float32")
+    rows = measure_tinytorch(models, x_test, y_test, args.repeats)
+    show(rows, "float32")
     if torch is None:
         print("\nPyTorch is not importable here: run with a venv that has torch for the side-by-side.")
     else:
         print(f"\nPyTorch {torch.__version__}, quantized engine {torch.backends.quantized.engine} (the same trained weights)")
         show(measure_torch(model, x_test, y_test, args.repeats), "torch float32")
+
+    # The target, for each of tinytorch's int8 models: about 4x smaller (at least 3.5x
+    # fewer bytes stored) and less than 1 point of test accuracy lost against float32.
+    base = rows["float32"]
+    for variant in ("int8 dynamic", "int8 static min/max"):
+        row = rows[variant]
+        fewer = base["stored bytes"] / row["stored bytes"]
+        lost = 100 * (base["accuracy"] - row["accuracy"])   # points; negative: int8 did better
+        report(f"quantization, digits MLP {variant}", f"{fewer:.2f}x fewer bytes, {lost:.2f} points lost",
+               ">= 3.5x fewer bytes, < 1 point lost", fewer >= 3.5 and lost < 1)
 
 
 if __name__ == "__main__":

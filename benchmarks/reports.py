@@ -39,12 +39,14 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pytest_tinytorch import registry  # noqa: E402
 from pytest_tinytorch.reports import config as cfg, exports, feedback, grades as g, progress  # noqa: E402
 from pytest_tinytorch.reports.data import Computed  # noqa: E402
 from pytest_tinytorch.reports.files import by_submission  # noqa: E402
 from pytest_tinytorch.reports.rubric import Question, Rubric, Sheet  # noqa: E402
+from targets import report  # noqa: E402  (benchmarks/targets.py)
 
 
 def make_class(n_students: int, n_modules: int, n_tests: int, seed: int = 0):
@@ -145,13 +147,29 @@ def main():
     keyed = timer("module grade rows as dicts", lambda: {(r["student"], r["module"]): r for r in mg.to_dict("records")})
     timer(f"Gradescope results.json x {len(groups):,} (json text)",
           lambda: [json.dumps(exports.gradescope_results(t, keyed[k])) for k, t in groups.items()])
+    keys = []
     if args.feedback:
         qgroups = by_submission(sheet.questions)
         keys = list(groups)[: args.feedback]
         timer(f"feedback pages x {len(keys):,}",
               lambda: [feedback.render(*k, groups[k], keyed[k], qgroups.get(k, [])) for k in keys])
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"\ngrades + gradebook + exports + progress (no per-submission files): {core:.2f} s wall, "
           f"{core_cpu:.2f} s cpu")
+    print(f"every report from the tables, with Gradescope results and feedback pages: {total:.2f} s wall, "
+          f"{total_cpu:.2f} s cpu")
+
+    # The target: every report for 1,000 students x 20 modules x 30 tests from the score
+    # tables in seconds, not minutes (here: under a minute of wall time). A smaller class, or
+    # fewer feedback pages than submissions, does not measure it.
+    n_modules = len(modules)
+    name = f"all reports, {args.students:,} students x {n_modules} modules x {args.tests} tests"
+    goal = "seconds, not minutes (under 60 s)"
+    full = args.students >= 1000 and n_modules >= 20 and args.tests >= 30 and len(keys) == len(groups)
+    if full:
+        report(name, f"{total:.1f} s wall ({total_cpu:.1f} s cpu)", goal, total < 60)
+    else:
+        report(name, f"{total:.1f} s wall, smaller than 1,000 x 20 x 30 with every feedback page", goal, None)
 
 
 if __name__ == "__main__":

@@ -624,8 +624,8 @@ def _ready_client_class():
     class ReadyClient(BlockingKernelClient):
         async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
             deadline = time.time() + (float("inf") if timeout is None else timeout)
+            self.kernel_info()   # queued by zmq until the kernel's socket is there
             while True:
-                self.kernel_info()
                 try:
                     reply = await ensure_async(self.shell_channel.get_msg(timeout=0.2))
                 except Empty:
@@ -634,7 +634,9 @@ def _ready_client_class():
                     try:
                         await ensure_async(self.iopub_channel.get_msg(timeout=0.02))
                     except Empty:
-                        pass
+                        # Asked again only once answered: no request is left in flight whose
+                        # late reply a caller of get_shell_msg() would mistake for its own.
+                        self.kernel_info()
                     else:
                         self._handle_kernel_info_reply(reply)
                         return

@@ -74,6 +74,16 @@ _broken: str | None = None   # why the template cannot be used in this process, 
 _lock = threading.Lock()
 
 
+def _forget_in_child() -> None:
+    """A process forked from a grader must not share its template (one channel, one reader)
+    or delete its pool: it starts its own if it grades."""
+    global _pool, _template, _broken, _lock
+    _pool, _template, _broken, _lock = None, None, None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def enabled() -> bool:
     """Whether launches in this process may be warm (fork-from-template) at all."""
     if os.environ.get(SWITCH, "1").strip().lower() in ("0", "no", "false", "off") or _broken:

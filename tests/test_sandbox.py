@@ -484,6 +484,24 @@ def test_cpu_limit_kills_a_spinning_kernel_and_everything_it_started(tmp_path_fa
 
 @needs_bwrap
 @pytest.mark.parametrize("launch", LAUNCHES)
+def test_a_ready_kernel_has_no_reply_left_in_flight(tmp_path_factory, launch):
+    """wait_for_ready (sandbox._ready_client_class) may ask several times before IOPub is
+    connected; a late reply to an earlier request would be taken by the next caller of
+    get_shell_msg() for the answer to its own request."""
+    km, kc = start_kernel(base_folder(launch, tmp_path_factory, "w"), limits=TEST_LIMITS,
+                          isolation="require")
+    try:
+        check_launch(km, launch)
+        time.sleep(0.5)
+        assert not kc.shell_channel.msg_ready()
+        msg_id = kc.execute("1")
+        assert kc.get_shell_msg(timeout=10)["parent_header"]["msg_id"] == msg_id
+    finally:
+        stop_kernel(km, kc)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("launch", LAUNCHES)
 def test_shutdown_leaves_no_process_behind(tmp_path_factory, launch):
     scratch = base_folder(launch, tmp_path_factory, "s")
     km, kc = start_kernel(scratch, limits=TEST_LIMITS, isolation="require")
