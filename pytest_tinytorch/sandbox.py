@@ -560,10 +560,7 @@ def _kernel_manager_class():  # built lazily: importing jupyter_client costs 0.3
                 kw["env"] = dict(self.sandbox.env)
                 kw["cwd"] = str(self.sandbox.cwd)
                 return cmd, kw
-            self.sandbox = wrap_kernel_command(
-                cmd, scratch=self._scratch(), bind_ro=self.bind_ro, hide=self.hide,
-                limits=self.limits,
-                extra_env=self.extra_env, isolation=self.isolation)  # type: ignore[arg-type]
+            self._wrap(cmd)
             if self.sandbox.isolated and self.kernel_spec is not None:
                 # SIGINT would reach bwrap, not the kernel: interrupt by control message.
                 self.kernel_spec.interrupt_mode = "message"
@@ -595,7 +592,8 @@ def _kernel_manager_class():  # built lazily: importing jupyter_client costs 0.3
             return True
 
         def _wrap(self, cmd) -> SandboxedCommand:
-            """The cold launch of `cmd` (the fallback of a warm launch that failed)."""
+            """The cold launch of `cmd`: through bwrap (or the fallback), also after a warm
+            launch failed."""
             self.sandbox = wrap_kernel_command(
                 cmd, scratch=self._scratch(), bind_ro=self.bind_ro, hide=self.hide,
                 limits=self.limits, extra_env=self.extra_env,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -215,7 +216,6 @@ class Template:
         return answer
 
     def _read(self, timeout: float) -> dict | None:
-        import select
         ready, _, _ = select.select([self._process.stdout], [], [], timeout)
         line = self._process.stdout.readline() if ready else b""
         try:
@@ -267,7 +267,9 @@ class ForkedProcess:
             except TemplateProblem:
                 pass
 
-    send_signal = lambda self, signum: self.kill()   # noqa: E731
+    def send_signal(self, signum: int) -> None:
+        self.kill()
+
     terminate = kill
 
 

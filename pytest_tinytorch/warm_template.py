@@ -41,7 +41,8 @@ import sys
 import traceback
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 SETUP_FAILED = 125   # exit status of a holder or init whose set-up failed (the reason goes to the pipe)
 
@@ -82,6 +83,22 @@ def exit_code(status):
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def in_tmp(path):
+    return (path + "/").startswith("/tmp/")
+
+
+def relay_exit(child):
+    """Wait (reaping every other child: PID 1 adopts orphans) until `child` ends, then exit
+    with its status; a holder's or init's exit takes everything below it along."""
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(SETUP_FAILED)
+        if pid == child:
+            os._exit(exit_code(status))
+
+
 def fail(pipe, stage):
     try:
         os.write(pipe, f"error: {stage}: {traceback.format_exc(limit=2).strip().splitlines()[-1]}\n".encode())
@@ -100,8 +117,7 @@ def holder(req, pipe):
     if first == 0:
         init(req, pipe)
     os.close(pipe)
-    _, status = os.waitpid(first, 0)
-    os._exit(exit_code(status))
+    relay_exit(first)
 
 
 def init(req, pipe):
@@ -110,14 +126,14 @@ def init(req, pipe):
         mount(None, "/", None, MS_REC | MS_PRIVATE)   # nothing below propagates back out
         # The fresh /tmp below would hide whatever the template sees under /tmp: a Python
         # installation there (a virtualenv in /tmp, as CI makes) is bound back, read-only.
-        under_tmp = [path for path in req["system_ro"] if (path + "/").startswith("/tmp/")]
+        under_tmp = [path for path in req["system_ro"] if in_tmp(path)]
         own = {path: os.open(path, os.O_PATH | os.O_DIRECTORY)
                for path in (*under_tmp, *req["binds_ro"], req["scratch"])}
         size = req["tmp_bytes"]
         tmpfs("/tmp", size, "1777")
         tmpfs("/dev/shm", size, "1777")
-        pool = req["pool"]
-        if not (pool + "/").startswith("/tmp/"):
+        pool, cover_pool = req["pool"], not in_tmp(req["pool"])   # the fresh /tmp covers it
+        if cover_pool:
             tmpfs(pool, 4096, "0755")   # hides every other kernel's scratch folder and view
         for path, fd in own.items():
             os.makedirs(path, mode=0o755, exist_ok=True)
@@ -125,9 +141,9 @@ def init(req, pipe):
             if path != req["scratch"]:
                 mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
             os.close(fd)
-        if not (pool + "/").startswith("/tmp/"):
+        if cover_pool:
             mount(None, pool, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | 8)   # 8: MS_NOEXEC
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         loopback_up()
         kernel_pid = os.fork()
     except BaseException:
@@ -135,13 +151,7 @@ def init(req, pipe):
     if kernel_pid == 0:
         kernel(req, pipe)
     os.close(pipe)
-    while True:   # PID 1 reaps every orphan; the kernel's exit ends the namespace
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            os._exit(SETUP_FAILED)
-        if pid == kernel_pid:
-            os._exit(exit_code(status))
+    relay_exit(kernel_pid)   # the kernel's exit ends the namespace
 
 
 def kernel(req, pipe):
