@@ -171,29 +171,47 @@ def grade_one(root: Path, submitted: Path, student: str, milestone: Milestone, *
             return outcome([f"the milestone's run returned a {type(result).__name__}, not a dict of measurements"])
         try:
             return outcome(milestone.check(result, quick))
-        except (KeyError, TypeError, ValueError, IndexError) as err:
-            return outcome([f"the run's measurements are incomplete: {type(err).__name__}: {err}"])
+        except Exception as err:  # the measurements are the student's data: any shape can come back
+            return outcome([f"the run's measurements could not be checked: {type(err).__name__}: {err}"])
     finally:
         if kernel is not None:
             kernel.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@dataclass
+class Failure:
+    """A run the grader could not complete (its own error, not the student's): nothing is
+    recorded for it, so the student's table keeps what it had and a rerun fills it in."""
+    student: str
+    milestone: str
+    error: str
+
+    def rerun(self) -> str:
+        return f"tito nbgrader checkpoints {self.milestone} --student {self.student}"
+
+
 def _grade_job(job: dict) -> dict:
-    """Worker-process entry: plain arguments in, a plain row out."""
+    """Worker-process entry: plain arguments in, a plain row out (an Outcome's fields, or
+    {"error": ...} when grading itself failed: that costs this run, never the rest of the class)."""
     job = dict(job)
-    root, submitted, student = Path(job.pop("root")), Path(job.pop("submitted")), job.pop("student")
-    milestone = Milestone(**job.pop("milestone"))
-    return asdict(grade_one(root, submitted, student, milestone, **job))
+    try:
+        root, submitted, student = Path(job.pop("root")), Path(job.pop("submitted")), job.pop("student")
+        milestone = Milestone(**job.pop("milestone"))
+        return asdict(grade_one(root, submitted, student, milestone, **job))
+    except Exception as err:
+        return {"error": f"{type(err).__name__}: {err}"}
 
 
 # --- a class ----------------------------------------------------------------------------------
 
 def grade(root: Path, course_dir: Path, *, milestones: list[Milestone], students: list[str] | None = None,
           shard: tuple[int, int] | None = None, quick: bool = False, seed: int = 0, jobs: int = 1,
-          isolation: str = "auto", progress=print) -> list[Outcome]:
+          isolation: str = "auto", progress=print) -> tuple[list[Outcome], list[Failure]]:
     """Grade the checkpoints of every student in `course_dir/submitted` (or those named, or one
-    shard) and write each student's grades/checkpoints/<student>.csv. Returns the outcomes."""
+    shard) and write each student's grades/checkpoints/<student>.csv as soon as their runs are
+    done (an interrupted class keeps the students finished). Returns the outcomes, in student
+    then milestone order, and the runs the grader could not complete."""
     submitted = Path(course_dir) / "submitted"
     if not submitted.is_dir():
         raise TinyTorchError(f"no submitted/ folder in {course_dir}: collect the module notebooks first "
@@ -207,18 +225,38 @@ def grade(root: Path, course_dir: Path, *, milestones: list[Milestone], students
     jobs_list = [{"root": str(root), "submitted": str(submitted), "student": s,
                   "milestone": asdict(m), "quick": quick, "seed": seed, "isolation": isolation}
                  for s in chosen for m in milestones]
+    runs_left = {s: len(milestones) for s in chosen}
+    finished: dict[str, list[Outcome]] = {s: [] for s in chosen}
     outcomes: list[Outcome] = []
+    failures: list[Failure] = []
     # spawn: each worker starts clean (no inherited event loops or ZeroMQ contexts).
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
-        for row in pool.map(_grade_job, jobs_list):
-            outcome = Outcome(**row)
-            outcomes.append(outcome)
-            mark = "achieved" if outcome.achieved else f"NOT achieved: {outcome.problems}"
-            progress(f"{outcome.student:<16} {outcome.milestone:<12} {mark}  ({outcome.seconds:.1f} s)")
-    for student in chosen:
-        write_student(Path(course_dir) / "grades" / FOLDER, student, [o for o in outcomes if o.student == student])
-    return outcomes
+        futures = {pool.submit(_grade_job, job): job for job in jobs_list}
+        for future in concurrent.futures.as_completed(futures):
+            job = futures[future]
+            student, milestone = job["student"], job["milestone"]["name"]
+            try:
+                row = future.result()
+            except Exception as err:   # the worker process itself died (BrokenProcessPool)
+                row = {"error": f"{type(err).__name__}: {err}"}
+            if "error" in row:
+                failure = Failure(student, milestone, row["error"])
+                failures.append(failure)
+                progress(f"{student:<16} {milestone:<12} NOT GRADED (grader error, nothing recorded): "
+                         f"{failure.error[:300]}; rerun: {failure.rerun()}")
+            else:
+                outcome = Outcome(**row)
+                outcomes.append(outcome)
+                finished[student].append(outcome)
+                mark = "achieved" if outcome.achieved else f"NOT achieved: {outcome.problems}"
+                progress(f"{student:<16} {milestone:<12} {mark}  ({outcome.seconds:.1f} s)")
+            runs_left[student] -= 1
+            if runs_left[student] == 0 and finished[student]:
+                write_student(Path(course_dir) / "grades" / FOLDER, student, finished[student])
+    rank = {(job["student"], job["milestone"]["name"]): i for i, job in enumerate(jobs_list)}
+    outcomes.sort(key=lambda o: rank[o.student, o.milestone])
+    return outcomes, failures
 
 
 def write_student(folder: Path, student: str, outcomes: list[Outcome]):

@@ -194,12 +194,18 @@ def cmd_checkpoints(args) -> int:
     chosen = checkpoints.select(root, args.milestone)
     kind = "quick" if args.quick else "full"
     print(f"checkpoints ({kind} runs): {', '.join(m.name for m in chosen)}", flush=True)
-    outcomes = checkpoints.grade(root, where, milestones=chosen, students=args.student, shard=shard,
-                                 quick=args.quick, seed=args.seed, jobs=args.n, isolation=args.sandbox)
+    outcomes, failures = checkpoints.grade(root, where, milestones=chosen, students=args.student, shard=shard,
+                                           quick=args.quick, seed=args.seed, jobs=args.n, isolation=args.sandbox)
     achieved = sum(o.achieved for o in outcomes)
     students = len({o.student for o in outcomes})
     print(f"\n{achieved} of {len(outcomes)} checkpoints achieved, {students} student{'s' * (students != 1)} graded; "
           f"tables in {where / 'grades' / checkpoints.FOLDER}")
+    if failures:
+        print(f"{len(failures)} run(s) could not be graded (grader errors, nothing recorded for them); rerun:",
+              file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure.rerun()}    # {failure.error[:200]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pytest_tinytorch import checkpoints, registry, source
+from pytest_tinytorch import checkpoints, cli, registry, source
 from pytest_tinytorch.reports import data as report_data
 from pytest_tinytorch.reports import grades as g
 
@@ -75,7 +75,9 @@ def klass(tmp_path):
 def grade(course, **options):
     milestones = checkpoints.select(course.root, None)
     lines = []
-    out = checkpoints.grade(course.root, course.root, milestones=milestones, progress=lines.append, **options)
+    out, failures = checkpoints.grade(course.root, course.root, milestones=milestones, progress=lines.append,
+                                      **options)
+    assert not failures, failures
     return {o.student: o for o in out}, lines
 
 
@@ -126,6 +128,54 @@ def test_unknown_names_are_refused_with_the_known_ones(klass):
     assert result.returncode == 2 and "unknown milestone(s) nope" in result.stderr, result.stderr
 
 
+def test_measurements_that_break_the_check_cost_only_that_student(klass):
+    """check() runs in the grader on data the student's run produced: whatever it raises is that
+    student's problem, and the class goes on."""
+    fragile = DOUBLING.replace(
+        '    expected = 2 * (21 + result["seed"])\n',
+        '    expected = 2 * (21 + result["seed"])\n    1 / (result["value"] - 23)   # dave\'s 23 breaks it\n')
+    assert "dave's 23" in fragile
+    (klass.root / "curriculum" / "milestones" / "doubling.py").write_text(fragile)
+    got, _ = grade(klass, isolation="require")
+    assert not got["dave"].achieved
+    assert "could not be checked: ZeroDivisionError" in got["dave"].problems, got["dave"].problems
+    assert got["alice"].achieved and got["carol"].achieved and len(got) == 6
+
+
+def test_a_grading_error_is_reported_not_recorded():
+    """The worker turns its own exceptions into an error row, never a verdict."""
+    row = checkpoints._grade_job({"root": ".", "submitted": ".", "student": "alice", "milestone": {}})
+    assert set(row) == {"error"} and row["error"].startswith("TypeError"), row
+
+
+def _dies_for_bob(job):
+    """A grading worker that crashes (as if killed by the OOM killer) on bob's run."""
+    import os
+    if job["student"] == "bob":
+        os._exit(3)
+    return checkpoints._grade_job(job)
+
+
+def test_a_dead_grading_process_loses_no_finished_student(klass, monkeypatch):
+    monkeypatch.setattr(checkpoints, "_grade_job", _dies_for_bob)
+    lines = []
+    out, failures = checkpoints.grade(klass.root, klass.root, milestones=checkpoints.select(klass.root, None),
+                                      jobs=1, isolation="require", progress=lines.append)
+    assert [o.student for o in out] == ["alice"] and out[0].achieved
+    assert checkpoints.read(klass.root / "grades")["student"].tolist() == ["alice"]
+    assert sorted(f.student for f in failures) == ["bob", "carol", "dave", "erin", "frank"]
+    assert all("BrokenProcessPool" in f.error for f in failures)
+    assert "tito nbgrader checkpoints doubling --student bob" in "\n".join(lines)
+
+
+def test_tito_exits_1_and_lists_the_reruns_when_runs_could_not_be_graded(klass, monkeypatch, capsys):
+    monkeypatch.setattr(checkpoints, "_grade_job", _dies_for_bob)
+    monkeypatch.chdir(klass.root)
+    assert cli.main(["nbgrader", "checkpoints", "--sandbox", "require", "--student", "bob"]) == 1
+    err = capsys.readouterr().err
+    assert "1 run(s) could not be graded" in err and "tito nbgrader checkpoints doubling --student bob" in err
+
+
 def test_a_real_milestone_fails_for_the_student_whose_adam_is_knocked_out(tmp_path):
     """XOR (quick) on the course's curriculum: the reference notebooks achieve it; the same
     notebooks with Adam.step stubbed do not."""
@@ -139,7 +189,8 @@ def test_a_real_milestone_fails_for_the_student_whose_adam_is_knocked_out(tmp_pa
             folder = tmp_path / "submitted" / student / slug
             folder.mkdir(parents=True)
             nbformat.write(source.to_notebook(source.without_markers(cells)), folder / f"{slug}.ipynb")
-    out = checkpoints.grade(ROOT, tmp_path, milestones=[xor], quick=True, jobs=2, progress=lambda line: None)
+    out, failures = checkpoints.grade(ROOT, tmp_path, milestones=[xor], quick=True, jobs=2, progress=lambda line: None)
+    assert not failures, failures
     got = {o.student: o for o in out}
     assert got["ref"].achieved, got["ref"].problems
     assert not got["noadam"].achieved and "Implement Adam.step" in got["noadam"].problems
