@@ -384,25 +384,54 @@ print("TransformerBlock ok: causal, gradients of the whole block match central d
 # `0..t` only, thanks to `causal_mask(seq)`. Training on a sequence is therefore `seq`
 # next-token predictions at once: cross-entropy between `logits[:, :-1]` and `tokens[:, 1:]`.
 #
-# `generate(prompt, max_new_tokens, temperature=1.0, top_k=None, seed=None)` extends a prompt
-# of ids (shape `(seq,)` or `(batch, seq)`) one token at a time, under `no_grad()`:
+# `sample_next_token(logits, temperature=1.0, top_k=None, generator=None)` picks the next id of
+# each sequence from the logits of its last position, `(batch, vocab)` in, `(batch,)` out:
 #
-# 1. run the model on the last `max_len` tokens (the context window) and take the logits of the
-#    **last** position;
-# 2. divide them by `temperature` (below 1: sharper, more predictable; above 1: flatter, more
-#    surprising); `temperature=0` means greedy decoding, the argmax;
+# 1. `temperature=0` means greedy decoding: the argmax, no randomness;
+# 2. otherwise, in float64, divide the logits by `temperature` (below 1: sharper, more
+#    predictable; above 1: flatter, more surprising);
 # 3. with `top_k`, keep only the `k` largest logits (the others become `-inf`): no more
 #    sampling from the long tail of unlikely tokens;
-# 4. softmax, and draw the next token from that distribution with
-#    `np.random.default_rng(seed)` (the same seed gives the same text), append it, repeat.
+# 4. softmax, and draw one id per row from that distribution with `generator` (an
+#    `np.random.Generator`): one uniform `generator.random((batch, 1))`, and the id is the first
+#    whose cumulative probability exceeds it (inverse-CDF sampling, what `torch.multinomial`
+#    does for one sample).
 #
-# It returns a NumPy int64 array: the prompt followed by the `max_new_tokens` new ids, with the
-# prompt's shape convention (1-d in, 1-d out). (Each step recomputes the whole context; Module
-# 18's KV cache removes that waste.)
+# `generate(prompt, max_new_tokens, temperature=1.0, top_k=None, seed=None)` extends a prompt
+# of ids (shape `(seq,)` or `(batch, seq)`) one token at a time, under `no_grad()`: run the model
+# on the last `max_len` tokens (the context window), take the logits of the **last** position,
+# pick the next ids with `sample_next_token` and one `np.random.default_rng(seed)` for the whole
+# call (the same seed gives the same text), append them, repeat. It returns a NumPy int64 array:
+# the prompt followed by the `max_new_tokens` new ids, with the prompt's shape convention (1-d
+# in, 1-d out). (Each step recomputes the whole context; Module 18's KV cache removes that
+# waste, and reuses your `sample_next_token` so that its tokens are exactly these.)
 #
-# **Your tasks:** `GPT.__init__`, `GPT.forward`, `GPT.generate`, and `count_parameters(model)`
-# (the number of numbers in `model.parameters()`, PyTorch's
+# **Your tasks:** `sample_next_token`, `GPT.__init__`, `GPT.forward`, `GPT.generate`, and
+# `count_parameters(model)` (the number of numbers in `model.parameters()`, PyTorch's
 # `sum(p.numel() for p in model.parameters())`).
+
+# %% tags=["export"]
+def sample_next_token(logits, temperature: float = 1.0, top_k=None, generator=None):
+    """The next ids (batch,) from last-position logits (batch, vocab). temperature=0 is the argmax;
+    otherwise softmax(logits / temperature) over the top_k largest, sampled with `generator`
+    (np.random.Generator; a fresh one when None). PyTorch: torch.multinomial(probs, 1)."""
+    ### BEGIN SOLUTION
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    generator = np.random.default_rng() if generator is None else generator
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]
+        logits = np.where(logits < kth, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))      # stable softmax
+    cumulative = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
+    draws = generator.random((len(logits), 1))
+    # the first id whose cumulative probability exceeds the draw (min: rounding can leave the
+    # last cumulative value a hair below 1)
+    return np.minimum((cumulative < draws).sum(axis=-1), logits.shape[-1] - 1)
+    ### END SOLUTION
+
 
 # %% tags=["export"]
 class GPT(Module):
@@ -446,18 +475,8 @@ class GPT(Module):
         generator = np.random.default_rng(seed)
         with no_grad():
             for _ in range(max_new_tokens):
-                logits = self.forward(tokens[:, -self.max_len:]).data[:, -1, :].astype(np.float64)
-                if temperature == 0:
-                    next_ids = logits.argmax(axis=-1)
-                else:
-                    logits = logits / temperature
-                    if top_k is not None and top_k < logits.shape[-1]:
-                        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]
-                        logits = np.where(logits < kth, -np.inf, logits)
-                    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-                    cumulative = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
-                    draws = generator.random((len(tokens), 1))
-                    next_ids = np.minimum((cumulative < draws).sum(axis=-1), logits.shape[-1] - 1)
+                logits = self.forward(tokens[:, -self.max_len:]).data[:, -1, :]
+                next_ids = sample_next_token(logits, temperature, top_k, generator)
                 tokens = np.concatenate([tokens, next_ids[:, None].astype(np.int64)], axis=1)
         return tokens[0] if single else tokens
         ### END SOLUTION
@@ -494,6 +513,13 @@ for _ in range(30):                        # memorise one batch: the loss must f
     _opt.step()
     _losses.append(float(_loss.data))
 assert _losses[-1] < 0.5 * _losses[0], _losses
+_probe = np.array([[2.0, 1.0, 0.0, -1.0]])       # 20,000 draws follow softmax(logits / T) over the top 3
+_ids = sample_next_token(np.repeat(_probe, 20_000, axis=0), temperature=2.0, top_k=3,
+                         generator=np.random.default_rng(0))
+_want = np.exp(_probe[0, :3] / 2.0) / np.exp(_probe[0, :3] / 2.0).sum()
+assert _ids.shape == (20_000,) and (_ids < 3).all(), "top_k=3 must never pick the 4th logit"
+assert np.abs(np.bincount(_ids, minlength=3) / 20_000 - _want).max() < 0.02, np.bincount(_ids) / 20_000
+assert sample_next_token(_probe, temperature=0).tolist() == [0]
 _sample = _gpt.generate(_tok[0, :4], 6, temperature=0.8, top_k=5, seed=1)
 assert _sample.shape == (10,) and _sample.dtype == np.int64 and np.array_equal(_sample[:4], _tok[0, :4])
 assert np.array_equal(_sample, _gpt.generate(_tok[0, :4], 6, temperature=0.8, top_k=5, seed=1))
@@ -613,7 +639,7 @@ for _seq in [32, 64, 128, 256, 512]:
 # | `LayerNormFn` / `LayerNorm` | per-token normalisation, fused forward/backward | `nn.LayerNorm` (fused kernels); Llama uses RMSNorm |
 # | `FeedForward` | `Linear -> GELU -> Linear`, 4x wide: 2/3 of the parameters | `GPT2MLP`; SwiGLU in Llama |
 # | `TransformerBlock` | pre-norm, two residual branches | `nn.TransformerEncoderLayer(norm_first=True)` |
-# | `GPT`, `generate` | embeddings + blocks + head; temperature, top-k | nanoGPT, `GPT2LMHeadModel.generate` |
+# | `GPT`, `generate`, `sample_next_token` | embeddings + blocks + head; temperature, top-k | nanoGPT, `GPT2LMHeadModel.generate` |
 # | `count_parameters` | `12 d^2` per block | `sum(p.numel() ...)` |
 #
 # The `tinygpt` milestone (`curriculum/milestones/tinygpt.py`) trains this model to reverse

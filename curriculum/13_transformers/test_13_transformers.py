@@ -154,6 +154,25 @@ def test_gpt_training_step_reduces_loss(student, rng):
 
 
 @pytest.mark.points(2)
+def test_sample_next_token_follows_the_tempered_softmax(student, rng):
+    logits, n = rng.normal(size=5) * 2, 20_000
+    ids, again, greedy = student.value(
+        "rows = np.repeat(logits[None], n, axis=0)\n"
+        "(sample_next_token(rows, temperature=0.7, generator=np.random.default_rng(1)),"
+        " sample_next_token(rows, temperature=0.7, generator=np.random.default_rng(1)),"
+        " sample_next_token(np.stack([logits, -logits]), temperature=0))",
+        logits=logits, n=n,
+    )
+    want = np.exp(logits / 0.7 - (logits / 0.7).max())
+    want /= want.sum()
+    assert np.shape(ids) == (n,) and np.issubdtype(np.asarray(ids).dtype, np.integer)
+    assert np.array_equal(ids, again), "the same generator state must give the same ids"
+    freq = np.bincount(ids, minlength=5) / n
+    assert np.abs(freq - want).max() < 0.02, f"{n} draws: frequencies {freq.round(3)}, softmax(logits/0.7) {want.round(3)}"
+    assert list(greedy) == [logits.argmax(), (-logits).argmax()], "temperature=0 is the argmax of each row"
+
+
+@pytest.mark.points(2)
 def test_generate_greedy_and_seeded(student, rng):
     prompt = rng.integers(0, 11, size=3)
     p, greedy, top1, s1, s2 = student.value(

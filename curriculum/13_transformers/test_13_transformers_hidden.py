@@ -153,6 +153,23 @@ def test_gpt_random_config(student, rng):
 
 
 @pytest.mark.points(2)
+def test_sample_next_token_top_k_per_row(student, rng):
+    vocab, k, t, n = int(rng.integers(6, 10)), int(rng.integers(2, 4)), float(rng.uniform(0.5, 2.0)), 15_000
+    logits = rng.normal(size=(2, vocab)) * 1.5
+    ids = student.value(
+        "sample_next_token(np.repeat(logits, n, axis=0), temperature=t, top_k=k, generator=np.random.default_rng(s))",
+        logits=logits, n=n, t=t, k=k, s=int(rng.integers(1000)),
+    )
+    assert np.shape(ids) == (2 * n,)
+    for row in range(2):                 # rows 0..n-1 repeat logits[0], rows n..2n-1 logits[1]
+        top = np.argsort(logits[row])[-k:]
+        want = np.zeros(vocab)
+        want[top] = np.exp(logits[row, top] / t) / np.exp(logits[row, top] / t).sum()
+        freq = np.bincount(ids[row * n:(row + 1) * n], minlength=vocab) / n
+        assert np.abs(freq - want).max() < 0.025, f"row {row}: frequencies {freq.round(3)}, expected {want.round(3)} (top {k}, T={t:.2f})"
+
+
+@pytest.mark.points(2)
 def test_generate_top_k_batched_and_window(student, rng):
     vocab, k = int(rng.integers(6, 12)), int(rng.integers(2, 4))
     prompt = rng.integers(0, vocab, size=(2, 3))

@@ -47,6 +47,7 @@ import numpy as np
 from tinytorch.core.attention import MASK_FILL
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
+from tinytorch.core.transformers import sample_next_token
 
 # %%
 from tinytorch.core.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
@@ -399,10 +400,9 @@ print(f"forward_cached ok: largest difference from the uncached logits {np.abs(_
 #
 # `generate_cached(model, prompt, max_new_tokens, temperature=1.0, top_k=None, seed=None)` must
 # return **exactly** what `model.generate` returns with the same arguments: the same greedy
-# tokens, and the same sampled ones for the same seed. So it samples with the same rule, given
-# to you below as `sample_next_token` (Module 13's: `temperature=0` is the argmax, otherwise the
-# logits in float64 divided by the temperature, top-k, softmax, one `generator.random((batch, 1))`
-# draw per step), and it must consume the random generator exactly as `generate` does.
+# tokens, and the same sampled ones for the same seed. So it picks each token with Module 13's
+# `sample_next_token` (imported above), from one `np.random.default_rng(seed)` for the whole
+# call, exactly as `generate` does.
 #
 # 1. Make a cache for the model and the batch (`KVCache.for_model(model, batch_size, max_len)`),
 #    sized for what will be used: `min(model.max_len, prompt length + max_new_tokens)`.
@@ -427,25 +427,6 @@ print(f"forward_cached ok: largest difference from the uncached logits {np.abs(_
 # **Your task:** `generate_cached`.
 
 # %% tags=["export"]
-def sample_next_token(logits, temperature=1.0, top_k=None, generator=None):
-    """The next ids (batch,) from last-position logits (batch, vocab): Module 13's GPT.generate rule.
-
-    temperature=0: the argmax. Otherwise, in float64: logits / temperature, keep the top_k largest
-    (others -inf), softmax, and one uniform draw per row from `generator` (np.random.default_rng).
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    if temperature == 0:
-        return logits.argmax(axis=-1)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]
-        logits = np.where(logits < kth, -np.inf, logits)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    cumulative = np.cumsum(probs / probs.sum(axis=-1, keepdims=True), axis=-1)
-    draws = generator.random((len(logits), 1))
-    return np.minimum((cumulative < draws).sum(axis=-1), logits.shape[-1] - 1)
-
-
 def generate_cached(model, prompt, max_new_tokens, temperature=1.0, top_k=None, seed=None):
     """model.generate(prompt, max_new_tokens, temperature, top_k, seed), token for token, with a KV
     cache: a prefill of the prompt, then one position per new token. Returns NumPy int64 ids
