@@ -225,6 +225,9 @@ def grade(root: Path, course_dir: Path, *, milestones: list[Milestone], students
     jobs_list = [{"root": str(root), "submitted": str(submitted), "student": s,
                   "milestone": asdict(m), "quick": quick, "seed": seed, "isolation": isolation}
                  for s in chosen for m in milestones]
+    warning = sandbox.isolation_warning(isolation)
+    if warning:
+        progress(f"warning: {warning}")
     runs_left = {s: len(milestones) for s in chosen}
     finished: dict[str, list[Outcome]] = {s: [] for s in chosen}
     outcomes: list[Outcome] = []

@@ -31,6 +31,7 @@ GRADER_KEY = pytest.StashKey["Grader"]()
 INFO = "tinytorch"          # user_properties key: who, what, how many points (set at collection)
 RESULT = "tinytorch_result"  # user_properties key: the message of a failed test (set at run time)
 NOTE = "tinytorch_note"      # user_properties key: a note for the run's summary (e.g. course code used)
+WARNING = "tinytorch_warning"  # user_properties key: a sandbox warning for the summary (xdist workers too)
 SHARD = re.compile(r"^(\d+)/(\d+)$")
 MAX_LISTED = 20            # unwritten score tables named one by one in the summary
 
@@ -387,6 +388,7 @@ class Grader:
 
     def pytest_runtest_logreport(self, report):
         self.notes.update(value for key, value in report.user_properties if key == NOTE)
+        self.sandbox_warnings.update(value for key, value in report.user_properties if key == WARNING)
         props = dict(report.user_properties)
         info = props.get(INFO)
         if info is None:
@@ -547,6 +549,11 @@ def student(request, _tinytorch_submission):
     kernel = grader.kernel_for(_tinytorch_submission)
     for note in grader.view_notes.get(_tinytorch_submission.key, []):
         request.node.user_properties.append((NOTE, note))
+    # Under xdist the summary is printed by the controller, which sees only the reports: a
+    # kernel that ran without isolation (or started cold) must say so through them.
+    if getattr(kernel, "sandbox_warning", None):
+        grader.sandbox_warnings.add(kernel.sandbox_warning)
+    request.node.user_properties.extend((WARNING, warning) for warning in sorted(grader.sandbox_warnings))
     return kernel
 
 

@@ -402,13 +402,26 @@ def _drop_to(uid: int | None) -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
 
+def _fallback_warning(reason: str) -> str:
+    return (f"kernel sandbox unavailable ({reason}); the kernel runs with resource limits "
+            "only and can read and write every file this user can and use the network. "
+            "Do not grade untrusted submissions this way.")
+
+
+def isolation_warning(isolation: str) -> str | None:
+    """The warning every kernel launched with `isolation` will carry, or None when they will be
+    isolated (or refuse to start: "require"). Lets a command say it once, before its kernels
+    start in processes whose warnings nobody reads."""
+    if isolation == "off":
+        return _fallback_warning("isolation='off' was asked for")
+    ok, reason = sandbox_available()
+    return None if ok or isolation == "require" else _fallback_warning(reason)
+
+
 def _fallback(cmd: Sequence[str], scratch: Path, limits: Limits, env: dict[str, str],
               reason: str) -> SandboxedCommand:
-    warning = (f"kernel sandbox unavailable ({reason}); the kernel runs with resource limits "
-               "only and can read and write every file this user can and use the network. "
-               "Do not grade untrusted submissions this way.")
     return SandboxedCommand(argv=[*limits_prefix(limits), *cmd], env=env, cwd=scratch,
-                            mode="fallback", warning=warning)
+                            mode="fallback", warning=_fallback_warning(reason))
 
 
 _EXIT_REASONS = {

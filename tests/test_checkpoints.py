@@ -142,6 +142,14 @@ def test_measurements_that_break_the_check_cost_only_that_student(klass):
     assert got["alice"].achieved and got["carol"].achieved and len(got) == 6
 
 
+def test_runs_without_isolation_say_so_first(klass):
+    lines = []
+    checkpoints.grade(klass.root, klass.root, milestones=checkpoints.select(klass.root, None), students=["alice"],
+                      isolation="off", progress=lines.append)
+    assert lines[0].startswith("warning: kernel sandbox unavailable (isolation='off' was asked for)"), lines
+    assert len(lines) == 2
+
+
 def test_a_grading_error_is_reported_not_recorded():
     """The worker turns its own exceptions into an error row, never a verdict."""
     row = checkpoints._grade_job({"root": ".", "submitted": ".", "student": "alice", "milestone": {}})

@@ -173,3 +173,18 @@ def test_folders_outside_the_repository_given_without_equals_sign(pytester, tiny
                                            "--grades-dir", str(elsewhere / "grades"))
     result.stdout.fnmatch_lines(["*write --submissions-dir=DIR*", "*alice*6 / 6*"])
     assert (elsewhere / "grades" / "alice.csv").is_file()
+
+
+def test_a_run_without_the_sandbox_says_so_in_its_summary_also_from_xdist_workers(pytester, tiny, monkeypatch,
+                                                                                   tmp_path):
+    """Kernels that fell back to running unisolated (isolation "auto", no bubblewrap) must be
+    reported where the instructor reads the grades, whichever process ran them."""
+    tiny.submit("ann", "full")
+    tiny.submit("ben", "half")
+    no_bwrap = tmp_path / "bin"
+    no_bwrap.mkdir()
+    monkeypatch.setenv("PATH", str(no_bwrap))
+    for args in ([], ["-n", "2"]):
+        result = pytester.runpytest_subprocess("--collect-submissions", *args)
+        assert result.ret in (0, 1), result.stdout.str()
+        result.stdout.fnmatch_lines(["*warning: kernel sandbox unavailable (bwrap not found on PATH*"])
