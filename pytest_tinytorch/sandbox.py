@@ -25,7 +25,7 @@ Two isolation modes, chosen automatically:
 ``userns``   The grader is an ordinary user (a student's laptop). bwrap creates a user namespace
              as well; the process limit then counts the sandbox's own processes.
 
-In root mode, a kernel whose scratch folder and package view are in the warm pool
+In both modes, a kernel whose scratch folder and package view are in the warm pool
 (``warm.scratch_parent()``) is not launched through bwrap at all but forked from a template
 that already imported ipykernel and NumPy, inside namespaces and limits of its own (warm.py,
 about 0.2 s instead of 1.3 s per kernel); everything above holds for it too.
@@ -598,7 +598,7 @@ def _kernel_manager_class():  # built lazily: importing jupyter_client costs 0.3
                 kernel_id=old.kernel_id, kernel_spec=old.kernel_spec, parent=self, request=request)
             self.provisioner.connection_info = old.connection_info
             self.provisioner.ports_cached = old.ports_cached
-            self.sandbox = SandboxedCommand(argv=[], env=env, cwd=self._scratch(), mode="root",
+            self.sandbox = SandboxedCommand(argv=[], env=env, cwd=self._scratch(), mode=_mode(),
                                             uid=request.uid)
             if self.kernel_spec is not None:
                 self.kernel_spec.interrupt_mode = "message"

@@ -6,9 +6,9 @@ NumPy) before it runs a single line of the student's notebook; in a class run th
 each submission's cost. So each grading process starts one *template* inside the sandbox
 (warm_template.py), which imports all of that once and then forks a kernel per notebook. Each
 fork gets new mount, PID, network and IPC namespaces, its own /proc, /tmp and /dev/shm, sees
-only its own scratch folder and package view, runs under the notebook's resource limits as a
-fresh unprivileged uid: the same guarantees as a kernel launched through bubblewrap
-(sandbox.py), at a fraction of the cost.
+only its own scratch folder and package view, and runs under the notebook's resource limits
+without any capability (as a fresh uid when the grader is root): the same guarantees as a
+kernel launched through bubblewrap (sandbox.py), at a fraction of the cost.
 
 How it plugs into jupyter_client: `SandboxedKernelManager` asks `plan()` whether a launch can be
 warm; if so, it swaps in a `ForkProvisioner`, whose `launch_kernel` asks the template to fork
@@ -16,10 +16,15 @@ instead of calling Popen, and whose process object polls and kills through the t
 kernel still reads the connection file jupyter_client wrote and talks over the same IPC sockets
 in its scratch folder, so nothing else in the grader changes.
 
-When a launch cannot be warm it is launched the usual way: no bubblewrap, isolation "off", a
-grader running as an ordinary user (user-namespace mode), folders outside the pool, a kernel
-that is not ipykernel, or ``TINYTORCH_WARM_KERNELS=0`` in the grader's environment (to compare,
-or to rule the template out when debugging).
+Both isolation modes of sandbox.py fork warm kernels. As root, each kernel becomes a fresh uid;
+as an ordinary user (user-namespace mode, a laptop or a CI runner), the template holds the
+capabilities of bubblewrap's user namespace and every kernel keeps the user's one uid without
+any, exactly as a bwrap-launched kernel in that mode.
+
+When a launch cannot be warm it is launched the usual way: no bubblewrap, isolation "off",
+folders outside the pool, folders to hide, a kernel that is not ipykernel, or
+``TINYTORCH_WARM_KERNELS=0`` in the grader's environment (to compare, or to rule the template
+out when debugging).
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def enabled() -> bool:
     if os.environ.get(SWITCH, "1").strip().lower() in ("0", "no", "false", "off") or _broken:
         return False
     ok, _ = sandbox.sandbox_available()
-    return ok and sandbox._mode() == "root"
+    return ok
 
 
 def scratch_parent() -> str | None:
@@ -124,7 +129,7 @@ def plan(cmd, *, scratch: Path, bind_ro, hide, limits: sandbox.Limits, env: dict
         return None
     return Request(argv=list(cmd[3:]), scratch=str(scratch), binds_ro=[str(p) for p in binds],
                    env=env, rlimits=limits.rlimits(), tmp_bytes=limits.tmp_bytes,
-                   uid=sandbox._fresh_uid())
+                   uid=sandbox._fresh_uid() if sandbox._mode() == "root" else None)
 
 
 def prestart() -> None:
@@ -148,10 +153,12 @@ def _get_template() -> "Template":
 
 def spawn(request: Request) -> "ForkedProcess":
     """Fork a kernel from this process's template (started on first use). A template that
-    fails to start or dies is not used again in this process: later kernels start cold."""
+    fails to start, dies or cannot set up a kernel (a mount this system refuses, say) is not
+    used again in this process: later kernels start cold, without trying it first."""
     global _broken
     template = _get_template()
-    sandbox._give_to(Path(request.scratch), request.uid)
+    if request.uid is not None:
+        sandbox._give_to(Path(request.scratch), request.uid)
     try:
         answer = template.ask({"op": "spawn", "pool": str(_pool), "system_ro": template.roots,
                                **request.__dict__})
@@ -159,7 +166,8 @@ def spawn(request: Request) -> "ForkedProcess":
         _broken = str(problem)
         raise
     if "error" in answer:
-        raise TemplateProblem(f"the kernel template could not fork a kernel: {answer['error']}")
+        _broken = f"the kernel template could not fork a kernel: {answer['error']}"
+        raise TemplateProblem(_broken)
     return ForkedProcess(template, int(answer["pid"]))
 
 
@@ -183,10 +191,13 @@ class Template:
         env = sandbox.kernel_env(pool)
         binds = [Path(p).resolve() for p in (sandbox.python_roots() if roots is None else roots)]
         self.roots = [str(p) for p in binds]   # what each kernel must see of the installation
-        # bwrap as in sandbox._bwrap_argv, but the template stays root inside (it needs to mount
-        # and to change uid for each kernel); the kernels drop privileges, the template never
-        # runs student code.
-        argv = [shutil.which("bwrap") or "bwrap", *sandbox._namespace_flags("root"),
+        # bwrap as in sandbox._bwrap_argv, but the template keeps its privileges inside (it needs
+        # to create namespaces, mount and, as root, change uid for each kernel): root stays root;
+        # an ordinary user gets every capability of bwrap's user namespace (and none outside
+        # it). The kernels drop them all; the template never runs student code.
+        mode = sandbox._mode()
+        argv = [shutil.which("bwrap") or "bwrap", *sandbox._namespace_flags(mode),
+                *(["--cap-add", "ALL"] if mode == "userns" else []),
                 *sandbox._system_mounts(limits), *sandbox._bind_mounts(binds, pool),
                 "--chdir", str(pool), "--clearenv"]
         for key, value in env.items():

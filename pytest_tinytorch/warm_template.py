@@ -15,14 +15,19 @@ one (the guarantees of sandbox.py, checked by tests/test_hostile.py):
 
 ``holder``  in the template's namespaces: creates new mount, PID, network and IPC namespaces
             for its children (``unshare``), then waits and passes on the exit status.
-``init``    PID 1 of the new PID namespace, still root but never running student code: mounts a
+``init``    PID 1 of the new PID namespace, still privileged but never running student code: mounts a
             fresh ``/proc`` (so only this kernel's processes exist), fresh size-capped ``/tmp``
             and ``/dev/shm``, covers the shared pool folder with an empty read-only one and binds
             back only this kernel's scratch folder (read-write) and package view (read-only),
             brings up the loopback device; then forks the kernel, reaps orphans (what bwrap's
             own init does) and exits with the kernel's status, which kills everything left.
-``kernel``  PID 2: sets the resource limits, drops every capability and becomes a fresh
-            unprivileged uid with no way back (``no_new_privs``), then runs ipykernel.
+``kernel``  PID 2: sets the resource limits, drops every capability and (root mode) becomes a
+            fresh unprivileged uid, with no way back (``no_new_privs``), then runs ipykernel.
+
+The template runs in bubblewrap as root (root mode) or, when the grader is an ordinary user, as
+that user with every capability *inside* bubblewrap's user namespace (``--cap-add ALL``), which
+is what creating namespaces and mounting needs; the kernels keep that one uid, as bwrap-launched
+kernels do in that mode, and lose the capabilities.
 
 Threads and forking do not mix: the template never starts a thread.
 """
@@ -42,8 +47,9 @@ import traceback
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SETUP_FAILED = 125   # exit status of a holder or init whose set-up failed (the reason goes to the pipe)
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -63,6 +69,35 @@ def mount(source, target, fstype, flags, data=None):
 
 def prctl(option, value):
     _check(libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), f"prctl {option}")
+
+
+def remount_readonly(path):
+    """Make the bind mount at `path` read-only (and nosuid, nodev), keeping the flags it has:
+    in a user namespace, noexec and the atime flags of a mount made outside it are locked, and
+    a remount that would drop one is refused."""
+    have = os.statvfs(path).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    for st, ms in ((os.ST_NOEXEC, MS_NOEXEC), (os.ST_NOATIME, MS_NOATIME),
+                   (os.ST_NODIRATIME, MS_NODIRATIME), (os.ST_RELATIME, MS_RELATIME)):
+        if have & st:
+            flags |= ms
+    mount(None, path, None, flags)
+
+
+def drop_bounding_set():
+    """No capability can come back through exec (needs CAP_SETPCAP: before changing uid)."""
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        prctl(PR_CAPBSET_DROP, cap)
+    _check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "prctl ambient")
+
+
+def clear_capabilities():
+    """Empty the effective, permitted and inheritable sets (capset). Becoming a non-root uid
+    does that by itself; in user-namespace mode the uid stays, so this is what drops them."""
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()   # two {effective, permitted, inheritable} words, all zero
+    _check(libc.capset(header, data), "capset")
 
 
 def tmpfs(target, size, mode):
@@ -139,7 +174,7 @@ def init(req, pipe):
             os.makedirs(path, mode=0o755, exist_ok=True)
             mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
             if path != req["scratch"]:
-                mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+                remount_readonly(path)
             os.close(fd)
         if cover_pool:
             mount(None, pool, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
@@ -162,13 +197,12 @@ def kernel(req, pipe):
             if which is not None:
                 resource.setrlimit(which, (soft, hard))
         uid = req["uid"]
-        if uid is not None:
-            last = int(open("/proc/sys/kernel/cap_last_cap").read())
-            for cap in range(last + 1):
-                prctl(PR_CAPBSET_DROP, cap)
+        drop_bounding_set()
+        if uid is not None:   # root mode: a fresh uid of its own (user-namespace mode has one uid)
             os.setgroups([])
             os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)   # from root to a non-root uid: every capability goes
+            os.setresuid(uid, uid, uid)
+        clear_capabilities()
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         os.chdir(req["scratch"])
         os.environ.clear()
