@@ -15,12 +15,13 @@ one (the guarantees of sandbox.py, checked by tests/test_hostile.py):
 
 ``holder``  in the template's namespaces: creates new mount, PID, network and IPC namespaces
             for its children (``unshare``), then waits and passes on the exit status.
-``init``    PID 1 of the new PID namespace, still privileged but never running student code: mounts a
-            fresh ``/proc`` (so only this kernel's processes exist), fresh size-capped ``/tmp``
-            and ``/dev/shm``, covers the shared pool folder with an empty read-only one and binds
-            back only this kernel's scratch folder (read-write) and package view (read-only),
-            brings up the loopback device; then forks the kernel, reaps orphans (what bwrap's
-            own init does) and exits with the kernel's status, which kills everything left.
+``init``    PID 1 of the new PID namespace, still privileged but never running student code:
+            mounts a fresh ``/proc`` (so only this kernel's processes exist), fresh size-capped
+            ``/tmp`` and ``/dev/shm``, covers the shared pool folder with an empty read-only one
+            and binds back only this kernel's scratch folder (read-write) and package view
+            (read-only), brings up the loopback device; then forks the kernel, reaps orphans
+            (what bwrap's own init does) and exits with the kernel's status, which kills
+            everything left.
 ``kernel``  PID 2: sets the resource limits, drops every capability and (root mode) becomes a
             fresh unprivileged uid, with no way back (``no_new_privs``), then runs ipykernel.
 
@@ -47,8 +48,10 @@ import traceback
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x8000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
+MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SETUP_FAILED = 125   # exit status of a holder or init whose set-up failed (the reason goes to the pipe)
 
