@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -205,6 +206,23 @@ def _grade_job(job: dict) -> dict:
 
 # --- a class ----------------------------------------------------------------------------------
 
+def _in_processes(jobs_list: list[dict], workers: int):
+    """(job, row) for each job as its worker finishes it; when a worker process dies, every job
+    it took down with its pool comes back as {"error": ..., "lost": True}."""
+    # spawn: each worker starts clean (no inherited event loops or ZeroMQ contexts).
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+        futures = {pool.submit(_grade_job, job): job for job in jobs_list}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                row = future.result()
+            except BrokenProcessPool as err:
+                row = {"error": f"{type(err).__name__}: {err}", "lost": True}
+            except Exception as err:   # e.g. a row that could not come back: this run only
+                row = {"error": f"{type(err).__name__}: {err}"}
+            yield futures[future], row
+
+
 def grade(root: Path, course_dir: Path, *, milestones: list[Milestone], students: list[str] | None = None,
           shard: tuple[int, int] | None = None, quick: bool = False, seed: int = 0, jobs: int = 1,
           isolation: str = "auto", progress=print) -> tuple[list[Outcome], list[Failure]]:
@@ -232,31 +250,35 @@ def grade(root: Path, course_dir: Path, *, milestones: list[Milestone], students
     finished: dict[str, list[Outcome]] = {s: [] for s in chosen}
     outcomes: list[Outcome] = []
     failures: list[Failure] = []
-    # spawn: each worker starts clean (no inherited event loops or ZeroMQ contexts).
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
-        futures = {pool.submit(_grade_job, job): job for job in jobs_list}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            student, milestone = job["student"], job["milestone"]["name"]
-            try:
-                row = future.result()
-            except Exception as err:   # the worker process itself died (BrokenProcessPool)
-                row = {"error": f"{type(err).__name__}: {err}"}
-            if "error" in row:
-                failure = Failure(student, milestone, row["error"])
-                failures.append(failure)
-                progress(f"{student:<16} {milestone:<12} NOT GRADED (grader error, nothing recorded): "
-                         f"{failure.error[:300]}; rerun: {failure.rerun()}")
-            else:
-                outcome = Outcome(**row)
-                outcomes.append(outcome)
-                finished[student].append(outcome)
-                mark = "achieved" if outcome.achieved else f"NOT achieved: {outcome.problems}"
-                progress(f"{student:<16} {milestone:<12} {mark}  ({outcome.seconds:.1f} s)")
-            runs_left[student] -= 1
-            if runs_left[student] == 0 and finished[student]:
-                write_student(Path(course_dir) / "grades" / FOLDER, student, finished[student])
+
+    def record(job: dict, row: dict) -> None:
+        student, milestone = job["student"], job["milestone"]["name"]
+        if "error" in row:
+            failure = Failure(student, milestone, row["error"])
+            failures.append(failure)
+            progress(f"{student:<16} {milestone:<12} NOT GRADED (grader error, nothing recorded): "
+                     f"{failure.error[:300]}; rerun: {failure.rerun()}")
+        else:
+            outcome = Outcome(**row)
+            outcomes.append(outcome)
+            finished[student].append(outcome)
+            mark = "achieved" if outcome.achieved else f"NOT achieved: {outcome.problems}"
+            progress(f"{student:<16} {milestone:<12} {mark}  ({outcome.seconds:.1f} s)")
+        runs_left[student] -= 1
+        if runs_left[student] == 0 and finished[student]:
+            write_student(Path(course_dir) / "grades" / FOLDER, student, finished[student])
+
+    lost = []
+    for job, row in _in_processes(jobs_list, jobs):
+        if row.get("lost"):
+            lost.append(job)
+        else:
+            record(job, row)
+    # A grading process died (killed by the OOM killer, say) and took the runs it and its pool
+    # still had. Each runs again alone, so a run that kills its process costs only itself.
+    for job in lost:
+        for _, row in _in_processes([job], 1):
+            record(job, row)
     rank = {(job["student"], job["milestone"]["name"]): i for i, job in enumerate(jobs_list)}
     outcomes.sort(key=lambda o: rank[o.student, o.milestone])
     return outcomes, failures
