@@ -394,8 +394,8 @@ print("TransformerBlock ok: causal, gradients of the whole block match central d
 #    sampling from the long tail of unlikely tokens;
 # 4. softmax, and draw one id per row from that distribution with `generator` (an
 #    `np.random.Generator`): one uniform `generator.random((batch, 1))`, and the id is the first
-#    whose cumulative probability exceeds it (inverse-CDF sampling, what `torch.multinomial`
-#    does for one sample).
+#    whose cumulative probability exceeds it (inverse-CDF sampling; in PyTorch,
+#    `torch.multinomial(probs, 1)` draws the same distribution).
 #
 # `generate(prompt, max_new_tokens, temperature=1.0, top_k=None, seed=None)` extends a prompt
 # of ids (shape `(seq,)` or `(batch, seq)`) one token at a time, under `no_grad()`: run the model
