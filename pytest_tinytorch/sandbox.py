@@ -252,10 +252,8 @@ def wrap_kernel_command(
     if not scratch.is_dir():
         raise SandboxError(f"scratch folder {scratch} does not exist; create it before launching")
     env = kernel_env(scratch, extra_env)
-    if isolation == "off":
-        return _fallback(cmd, scratch, limits, env, "isolation='off' was asked for")
-    ok, reason = sandbox_available()
-    if not ok:
+    reason = _unisolated_because(isolation)
+    if reason is not None:
         if isolation == "require":
             raise SandboxUnavailable(f"kernel isolation is required but unavailable: {reason}")
         return _fallback(cmd, scratch, limits, env, reason)
@@ -408,14 +406,20 @@ def _fallback_warning(reason: str) -> str:
             "Do not grade untrusted submissions this way.")
 
 
+def _unisolated_because(isolation: str) -> str | None:
+    """Why kernels launched with `isolation` will not run in bubblewrap, or None if they will."""
+    if isolation == "off":
+        return "isolation='off' was asked for"
+    ok, reason = sandbox_available()
+    return None if ok else reason
+
+
 def isolation_warning(isolation: str) -> str | None:
     """The warning every kernel launched with `isolation` will carry, or None when they will be
     isolated (or refuse to start: "require"). Lets a command say it once, before its kernels
     start in processes whose warnings nobody reads."""
-    if isolation == "off":
-        return _fallback_warning("isolation='off' was asked for")
-    ok, reason = sandbox_available()
-    return None if ok or isolation == "require" else _fallback_warning(reason)
+    reason = _unisolated_because(isolation)
+    return None if reason is None or isolation == "require" else _fallback_warning(reason)
 
 
 def _fallback(cmd: Sequence[str], scratch: Path, limits: Limits, env: dict[str, str],
